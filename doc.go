@@ -1,0 +1,3 @@
+// Package shm maps POSIX shared memory segments into Go programs, without
+// cgo.
+package shm
