@@ -123,18 +123,19 @@ func TestCreateExclusive(t *testing.T) {
 
 func TestCreateZeroFilledAndSized(t *testing.T) {
 	s := mustCreate(t, 10000)
-	if s.Size() != 10000 || len(s.Bytes()) != 10000 {
-		t.Fatalf("Size() = %d, len(Bytes()) = %d, want 10000", s.Size(), len(s.Bytes()))
+	want := segSize(10000)
+	if s.Size() != want || len(s.Bytes()) != want {
+		t.Fatalf("Size() = %d, len(Bytes()) = %d, want %d", s.Size(), len(s.Bytes()), want)
 	}
-	if !bytes.Equal(s.Bytes(), make([]byte, 10000)) {
+	if !bytes.Equal(s.Bytes(), make([]byte, want)) {
 		t.Errorf("new segment is not zero-filled")
 	}
 	fi, err := s.Stat()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Size() != 10000 || fi.Mode() != 0o600 || fi.Name() != s.Name()[1:] {
-		t.Errorf("Stat() = size %d mode %v name %q, want 10000 0600 %q", fi.Size(), fi.Mode(), fi.Name(), s.Name()[1:])
+	if fi.Size() != int64(want) || fi.Mode() != 0o600 || fi.Name() != s.Name()[1:] {
+		t.Errorf("Stat() = size %d mode %v name %q, want %d 0600 %q", fi.Size(), fi.Mode(), fi.Name(), want, s.Name()[1:])
 	}
 	if runtime.GOOS == "linux" {
 		// fallocate reserved the pages: the blocks are allocated now.
@@ -293,7 +294,7 @@ func TestOpenFileFlags(t *testing.T) {
 	if p.Size() != 4096 {
 		t.Errorf("prefix mapping Size() = %d, want 4096", p.Size())
 	}
-	if fi, _ := s.Stat(); fi.Size() != 8192 {
+	if fi, _ := s.Stat(); fi.Size() != int64(segSize(8192)) {
 		t.Errorf("opening a prefix changed the size to %d", fi.Size())
 	}
 	// Open-or-create of an existing segment maps it as it is.
@@ -305,8 +306,8 @@ func TestOpenFileFlags(t *testing.T) {
 	if o.Size() != 100 {
 		t.Errorf("open-or-create of existing 8192 with size 100: Size() = %d, want 100", o.Size())
 	}
-	if _, err := OpenFile(s.Name(), os.O_RDWR|os.O_CREATE, 0o600, 9000); !errors.Is(err, fs.ErrInvalid) {
-		t.Errorf("open-or-create of existing 8192 with size 9000 = %v, want fs.ErrInvalid", err)
+	if _, err := OpenFile(s.Name(), os.O_RDWR|os.O_CREATE, 0o600, segSize(8192)+1); !errors.Is(err, fs.ErrInvalid) {
+		t.Errorf("open-or-create of existing 8192 with size %d = %v, want fs.ErrInvalid", segSize(8192)+1, err)
 	}
 }
 
