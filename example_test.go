@@ -14,7 +14,7 @@ import (
 
 func ExampleCreate() {
 	name := fmt.Sprintf("example-%d", os.Getpid()) // any name other processes agree on
-	s, err := shm.Create(name, 4096)
+	s, err := shm.Create(name, 64<<10)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -25,7 +25,7 @@ func ExampleCreate() {
 	fmt.Println(s.Name() == "/"+name, s.Size())
 	fmt.Println(string(s.Bytes()[:20]))
 	// Output:
-	// true 4096
+	// true 65536
 	// hello, shared memory
 }
 
