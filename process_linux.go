@@ -73,12 +73,14 @@ func parseStat(b []byte, pid int) (uint64, error) {
 	fields := bytes.Fields(b[i+1:])
 	// fields[0] is field 3 (state); starttime is field 22.
 	const stateField, startField = 3, 22
+	if len(fields) > 0 {
+		switch string(fields[0]) {
+		case "Z", "X", "x":
+			return 0, os.ErrProcessDone
+		}
+	}
 	if len(fields) <= startField-stateField {
 		return 0, fmt.Errorf("shm: process %d: malformed /proc stat", pid)
-	}
-	switch string(fields[0]) {
-	case "Z", "X", "x":
-		return 0, os.ErrProcessDone
 	}
 	start, err := strconv.ParseUint(string(fields[startField-stateField]), 10, 64)
 	if err != nil {
