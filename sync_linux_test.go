@@ -55,4 +55,3 @@ func TestProcessStart(t *testing.T) {
 		t.Errorf("processStart(0) = %v, want os.ErrProcessDone", err)
 	}
 }
-

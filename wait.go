@@ -31,7 +31,7 @@ import (
 // addr must be 4-byte aligned (an atomic.Uint32 in a struct placed with
 // [View] is). It need not be in shared memory.
 func Wait(addr *atomic.Uint32, val uint32, timeout time.Duration) error {
-	return futexWait((*uint32)(unsafe.Pointer(addr)), val, timeout)
+	return futexWait(wordAddr(addr), val, timeout)
 }
 
 // Wake wakes up to n goroutines, in this or any other process, blocked in
@@ -46,8 +46,12 @@ func Wake(addr *atomic.Uint32, n int) (int, error) {
 	if n > math.MaxInt32 {
 		n = math.MaxInt32
 	}
-	return futexWake((*uint32)(unsafe.Pointer(addr)), n)
+	return futexWake(wordAddr(addr), n)
 }
+
+// wordAddr returns the address of the word inside an atomic.Uint32, for
+// the system calls.
+func wordAddr(a *atomic.Uint32) *uint32 { return (*uint32)(unsafe.Pointer(a)) }
 
 // errWaitTimeout is what futexWait returns on timeout.
 var errWaitTimeout error = waitTimeoutError{}
