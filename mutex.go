@@ -69,9 +69,13 @@ const (
 // holding the lock, Lock takes it over without saying so: use
 // [Mutex.LockContext] to be told.
 func (m *Mutex) Lock() {
-	if m.w.CompareAndSwap(0, selfOwner()) {
-		return
+	if !m.w.CompareAndSwap(0, selfOwner()) {
+		m.lockWait()
 	}
+}
+
+// lockWait is Lock's slow path, out of line so that Lock inlines.
+func (m *Mutex) lockWait() {
 	if err := m.lockSlow(nil); err != nil && err != ErrOwnerDead {
 		panic(err)
 	}
@@ -101,11 +105,9 @@ func (m *Mutex) LockContext(ctx context.Context) error {
 // is not locked is an error; unlike sync.Mutex's, the panic can be
 // recovered, because it may be another process that corrupted the word.
 func (m *Mutex) Unlock() {
-	own := selfOwner()
-	if m.w.CompareAndSwap(own, 0) {
-		return
+	if own := selfOwner(); !m.w.CompareAndSwap(own, 0) {
+		m.unlockSlow(own)
 	}
-	m.unlockSlow(own)
 }
 
 func (m *Mutex) unlockSlow(own uint64) {
@@ -261,6 +263,10 @@ func selfOwner() uint64 {
 	if v := self.Load(); v != 0 {
 		return v
 	}
+	return initSelfOwner()
+}
+
+func initSelfOwner() uint64 {
 	pid := os.Getpid()
 	if pid <= 0 || pid > mutexPidMask {
 		panic(fmt.Sprintf("shm: process ID %d does not fit in a Mutex", pid))
