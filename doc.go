@@ -52,8 +52,8 @@
 //
 // Shared memory has no built-in locking: two processes writing the same bytes
 // race, and the Go race detector cannot see the other process. Use
-// sync/atomic types inside shared structs, or a lock that lives in the
-// segment.
+// sync/atomic types inside shared structs, or a [Mutex] or [Semaphore] that
+// lives in the segment.
 //
 // On Linux another process may shrink a segment with ftruncate. Touching
 // memory past the new end then raises SIGBUS, which Go cannot recover from
@@ -78,6 +78,28 @@
 // Lay out shared structs with fixed-size types (int32, uint64, [16]byte, not
 // int or uintptr, whose sizes differ between 32- and 64-bit peers), and
 // remember that C and Python peers must agree on the same layout.
+//
+// # Synchronisation
+//
+// Shared memory has no locking of its own. [Mutex] and [Semaphore] are
+// process-shared primitives meant to be placed inside a segment with [View],
+// typically as fields of a header struct next to the data they guard. They
+// hold no pointers and their zero values are ready to use (an unlocked
+// mutex, a count of 0), so a newly created, zero-filled segment needs no
+// initialisation. Uncontended operations are atomic instructions; waiters
+// sleep in the kernel through [Wait] and [Wake], which are exported for
+// building other primitives on 32-bit words in shared memory.
+//
+// A Mutex records the process that holds it. If that process dies without
+// unlocking, a waiting process takes the lock over within about 50
+// milliseconds and [Mutex.LockContext] reports [ErrOwnerDead] with the lock
+// held: the data the lock guarded may be inconsistent and should be checked
+// before unlocking. [Mutex.Lock] takes over silently. Processes that share a
+// Mutex must be in one PID namespace.
+//
+// On Linux, waiting uses futex(2) in its shared form and liveness is read
+// from /proc; on macOS __ulock_wait/__ulock_wake; on FreeBSD _umtx_op.
+// Elsewhere Wait polls and a dead owner is never detected.
 //
 // # Platforms
 //
