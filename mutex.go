@@ -76,7 +76,7 @@ func (m *Mutex) Lock() {
 
 // lockWait is Lock's slow path, out of line so that Lock inlines.
 func (m *Mutex) lockWait() {
-	if err := m.lockSlow(nil); err != nil && err != ErrOwnerDead {
+	if err := m.lockSlow(context.Background()); err != nil && err != ErrOwnerDead {
 		panic(err)
 	}
 }
@@ -129,7 +129,7 @@ func (m *Mutex) unlockSlow(own uint64) {
 	}
 }
 
-// lockSlow waits for the lock; ctx nil means no limit. The word's low half
+// lockSlow waits for the lock until ctx is done. The word's low half
 // is 0 (unlocked) or the owner's PID with mutexWaiters set once someone
 // sleeps. A waiter that acquires sets mutexWaiters itself, since it cannot
 // know whether others still sleep (U. Drepper, "Futexes Are Tricky",
@@ -138,16 +138,12 @@ func (m *Mutex) lockSlow(ctx context.Context) error {
 	own := selfOwner()
 	ownW := own | mutexWaiters
 	addr := m.futexWord()
-	var deadline time.Time
-	hasDeadline := false
-	if ctx != nil {
-		deadline, hasDeadline = ctx.Deadline()
-		if ctx.Done() != nil {
-			// Cancellation wakes every sleeper on the word; the others
-			// see a spurious wake-up and sleep again.
-			stop := context.AfterFunc(ctx, func() { futexWake(addr, math.MaxInt32) })
-			defer stop()
-		}
+	deadline, hasDeadline := ctx.Deadline()
+	if ctx.Done() != nil {
+		// Cancellation wakes every sleeper on the word; the others see a
+		// spurious wake-up and sleep again.
+		stop := context.AfterFunc(ctx, func() { futexWake(addr, math.MaxInt32) })
+		defer stop()
 	}
 	lastCheck := time.Now()
 	for {
@@ -159,10 +155,8 @@ func (m *Mutex) lockSlow(ctx context.Context) error {
 			}
 			continue
 		}
-		if ctx != nil {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 		if lo&mutexWaiters == 0 {
 			if !m.w.CompareAndSwap(v, v|mutexWaiters) {

@@ -74,7 +74,9 @@ func (s *Semaphore) Wait() {
 	if s.TryWait() {
 		return
 	}
-	s.waitSlow(nil)
+	if err := s.waitSlow(context.Background()); err != nil {
+		panic(err) // the futex call itself failed: the word is not usable memory
+	}
 }
 
 // WaitContext takes one from the count, waiting until the count is positive
@@ -100,14 +102,10 @@ func (s *Semaphore) Value() int {
 // waiter and wakes it, and the futex compares and sleeps atomically.
 func (s *Semaphore) waitSlow(ctx context.Context) error {
 	addr := wordAddr(&s.count)
-	var deadline time.Time
-	hasDeadline := false
-	if ctx != nil {
-		deadline, hasDeadline = ctx.Deadline()
-		if ctx.Done() != nil {
-			stop := context.AfterFunc(ctx, func() { futexWake(addr, math.MaxInt32) })
-			defer stop()
-		}
+	deadline, hasDeadline := ctx.Deadline()
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() { futexWake(addr, math.MaxInt32) })
+		defer stop()
 	}
 	s.waiters.Add(1)
 	for {
@@ -116,24 +114,19 @@ func (s *Semaphore) waitSlow(ctx context.Context) error {
 			return nil
 		}
 		wait := semPoll
-		if ctx != nil {
-			err := ctx.Err()
-			if err == nil && hasDeadline {
-				wait = min(wait, time.Until(deadline))
-				if wait <= 0 {
-					err = context.DeadlineExceeded
-				}
+		err := ctx.Err()
+		if err == nil && hasDeadline {
+			wait = min(wait, time.Until(deadline))
+			if wait <= 0 {
+				err = context.DeadlineExceeded
 			}
-			if err != nil {
-				s.leave()
-				return err
-			}
+		}
+		if err != nil {
+			s.leave()
+			return err
 		}
 		if err := futexWait(addr, 0, wait); err != nil && err != errWaitTimeout {
 			s.leave()
-			if ctx == nil {
-				panic(fmt.Errorf("shm: waiting for Semaphore: %w", err))
-			}
 			return fmt.Errorf("shm: waiting for Semaphore: %w", err)
 		}
 	}

@@ -3,7 +3,6 @@ package shm
 import (
 	"math"
 	"os"
-	"runtime"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -61,33 +60,3 @@ type waitTimeoutError struct{}
 func (waitTimeoutError) Error() string        { return "shm: wait timed out" }
 func (waitTimeoutError) Timeout() bool        { return true }
 func (waitTimeoutError) Is(target error) bool { return target == os.ErrDeadlineExceeded }
-
-// pollWait is the portable fallback for futexWait: it watches *addr,
-// spinning (yielding the processor) for a few rounds, then sleeping with a
-// pause that doubles from 1µs up to 1ms. It cannot be woken early, so a
-// change is seen at most about a millisecond late.
-func pollWait(addr *uint32, val uint32, timeout time.Duration) error {
-	var deadline time.Time
-	if timeout >= 0 {
-		deadline = time.Now().Add(timeout)
-	}
-	pause := time.Microsecond
-	for i := 0; ; i++ {
-		if atomic.LoadUint32(addr) != val {
-			return nil
-		}
-		if timeout >= 0 && !time.Now().Before(deadline) {
-			return errWaitTimeout
-		}
-		if i < 50 {
-			runtime.Gosched()
-			continue
-		}
-		d := pause
-		if timeout >= 0 {
-			d = min(d, time.Until(deadline))
-		}
-		time.Sleep(d)
-		pause = min(2*pause, time.Millisecond)
-	}
-}
