@@ -42,7 +42,10 @@ const (
 	// SealSeal forbids adding further seals.
 	SealSeal Seal = 0x1
 	// SealShrink forbids making the segment smaller. A receiver of a segment
-	// with this seal can never be hit by SIGBUS from truncation.
+	// with this seal can never be hit by SIGBUS from truncation. The sender
+	// can still write, and can still zero pages by punching a hole
+	// (fallocate FALLOC_FL_PUNCH_HOLE, measured here); only SealWrite and
+	// SealFutureWrite forbid that (mm/shmem.c, shmem_fallocate).
 	SealShrink Seal = 0x2
 	// SealGrow forbids making the segment larger.
 	SealGrow Seal = 0x4

@@ -167,7 +167,8 @@ func touchPages(b []byte, readOnly bool) (err error) {
 
 // Resident returns how many bytes of the segment are in RAM now (mincore(2)),
 // whoever touched them: the pages of a shared memory object are shared by
-// every process that maps it. On Linux since 5.0, the answer covers the
+// every process that maps it. On Linux, pages reserved by Create's fallocate
+// but never touched are not counted. Since Linux 5.0, the answer covers the
 // shared pages only when this process could open the segment for writing;
 // otherwise only pages it has touched itself are counted. On systems
 // without mincore (macOS here) it returns an error matching
