@@ -19,6 +19,9 @@ type hexDumper struct {
 	prev    []byte // the last full line written or skipped
 	skipped bool   // "*" has been written for the run of lines equal to prev
 	started bool
+	// endLine prints the final offset even when nothing was dumped, as
+	// hexdump does for a start at the end of the file.
+	endLine bool
 }
 
 func newHexDumper(w io.Writer, off int64) *hexDumper {
@@ -82,7 +85,7 @@ func (d *hexDumper) Close() error {
 	if len(d.line) > 0 {
 		d.flushLine()
 	}
-	if d.started {
+	if d.started || d.endLine {
 		fmt.Fprintf(d.w, "%08x\n", d.off)
 	}
 	return d.w.Flush()

@@ -389,6 +389,7 @@ func runDump(c *cmdEnv, args []string) int {
 		end = c.offset + c.length
 	}
 	d := newHexDumper(c.stdout, c.offset)
+	d.endLine = c.length != 0
 	buf := make([]byte, 64<<10)
 	for off := c.offset; off < end; {
 		n := int(min(int64(len(buf)), end-off))

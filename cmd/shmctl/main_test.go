@@ -286,7 +286,7 @@ func TestCreateStatDumpRm(t *testing.T) {
 	}
 	// Byte for byte what hexdump -C prints, where it is installed.
 	if hd, err := exec.LookPath("hexdump"); err == nil {
-		for _, r := range [][2]int{{0, -1}, {5, 40}, {990, 30}, {3, 1021}, {1024, 0}, {1000, 0}} {
+		for _, r := range [][2]int{{0, -1}, {5, 40}, {990, 30}, {3, 1021}, {1024, 0}, {1000, 0}, {1024, -1}, {1024, 5}, {1008, 16}, {0, 1024}} {
 			args := []string{"-C", "-s", strconv.Itoa(r[0])}
 			ours := []string{"dump", name, "-offset", strconv.Itoa(r[0])}
 			if r[1] >= 0 {
