@@ -133,11 +133,11 @@ nor anything that is not a segment (a symlink, a directory). With -prefix, or
 NAMEs, it considers only those segments. It needs to inspect every process
 that could use a segment. Processes it cannot inspect (another user's, as an
 ordinary user; a non-dumpable process, even as root) could be using one, so it
-keeps a segment that such a process could open (its owner's processes, root's,
-or anyone's if the mode allows), names those processes, and removes it only
-with -ignore-uninspected. Between the check and the
-removal a process could still open the name: gc is for names left behind,
-not for names in active hand-over. Linux only.`,
+keeps a segment that such a process could open (its owner's processes,
+root's, or anyone's if the mode allows), names those processes, and removes
+it only with -ignore-uninspected. Between the check and the removal a process
+could still open the name: gc is for names left behind, not for names in
+active hand-over. Linux only.`,
 		run: runGc,
 		flags: func(fs *flag.FlagSet, c *cmdEnv) {
 			fs.DurationVar(&c.age, "age", time.Hour, "remove only segments unchanged for at least this long")
@@ -152,11 +152,9 @@ not for names in active hand-over. Linux only.`,
 
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "usage: shmctl COMMAND [ARGS]\n\nshmctl inspects and manages POSIX shared memory segments.\n\nCommands:\n")
-	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	for _, c := range commands {
-		fmt.Fprintf(tw, "  %s %s\t%s\n", c.name, c.args, c.summary)
+		fmt.Fprintf(w, "  %s %s\n        %s\n", c.name, c.args, c.summary)
 	}
-	tw.Flush()
 	fmt.Fprintf(w, "\nRun \"shmctl COMMAND -help\" for more. Exit status: 0 success, 1 failure, 2 usage error.\n")
 }
 
