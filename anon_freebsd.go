@@ -19,8 +19,7 @@ func createAnonymous(size int) (*Segment, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "shm_open", Path: "", Err: err}
 	}
-	// posix_fallocate reserves the pages where the kernel supports it for
-	// shm objects (FreeBSD 14); ftruncate sizes it everywhere.
+	// The object is made empty; ftruncate gives it its size.
 	if err := ignoringEINTR(func() error { return unix.Ftruncate(fd, int64(size)) }); err != nil {
 		sysClose(fd)
 		return nil, &fs.PathError{Op: "ftruncate", Path: "", Err: err}
