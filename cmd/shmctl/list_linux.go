@@ -31,7 +31,15 @@ type devIno struct{ dev, ino uint64 }
 // segDir is what a scan found.
 type segDir struct {
 	entries     []*entry
-	uninspected []procInfo // processes whose maps or fds could not be read
+	uninspected []procInfo          // processes whose maps or fds could not be read
+	sys         map[*entry]entrySys // what lstat said of each entry
+}
+
+// entrySys is what the Linux listing keeps of an entry besides: the identity
+// of the file, to match it against /proc, and its permission bits.
+type entrySys struct {
+	dev, ino uint64
+	perm     uint32
 }
 
 // mayBeHidden returns the processes that could not be inspected and might be
@@ -40,7 +48,7 @@ type segDir struct {
 func (d *segDir) mayBeHidden(e *entry) []procInfo {
 	var out []procInfo
 	for _, p := range d.uninspected {
-		if int64(p.UID) == e.UID || p.UID == 0 || e.perm&0o077 != 0 {
+		if int64(p.UID) == e.UID || p.UID == 0 || d.sys[e].perm&0o077 != 0 {
 			out = append(out, p)
 		}
 	}
@@ -52,10 +60,10 @@ func scanSegments() (*segDir, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &segDir{}
+	d := &segDir{sys: map[*entry]entrySys{}}
 	byKey := map[devIno]*entry{}
 	for _, de := range ents {
-		e, err := lstatEntry(de.Name())
+		e, sys, err := lstatEntry(de.Name())
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // removed meanwhile
@@ -63,8 +71,9 @@ func scanSegments() (*segDir, error) {
 			return nil, err
 		}
 		d.entries = append(d.entries, e)
+		d.sys[e] = sys
 		if e.Type == "segment" {
-			byKey[devIno{e.dev, e.ino}] = e
+			byKey[devIno{sys.dev, sys.ino}] = e
 		}
 	}
 	d.uninspected = findUsers(byKey)
@@ -80,12 +89,12 @@ func statSegment(name string) (*entry, error) {
 		}
 		return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrInvalid}
 	}
-	e, err := lstatEntry(rest)
+	e, sys, err := lstatEntry(rest)
 	if err != nil {
 		return nil, err
 	}
 	if e.Type == "segment" {
-		findUsers(map[devIno]*entry{{e.dev, e.ino}: e})
+		findUsers(map[devIno]*entry{{sys.dev, sys.ino}: e})
 	}
 	return e, nil
 }
@@ -93,11 +102,11 @@ func statSegment(name string) (*entry, error) {
 var owners = map[uint32]string{}
 
 // lstatEntry describes /dev/shm/name without following a symlink.
-func lstatEntry(name string) (*entry, error) {
+func lstatEntry(name string) (*entry, entrySys, error) {
 	var st unix.Stat_t
 	err := unix.Lstat(shmDir+"/"+name, &st)
 	if err != nil {
-		return nil, &fs.PathError{Op: "lstat", Path: "/" + name, Err: err}
+		return nil, entrySys{}, &fs.PathError{Op: "lstat", Path: "/" + name, Err: err}
 	}
 	e := &entry{
 		Name:    name,
@@ -105,9 +114,6 @@ func lstatEntry(name string) (*entry, error) {
 		Mode:    fmt.Sprintf("%04o", st.Mode&0o7777),
 		UID:     int64(st.Uid),
 		ModTime: time.Unix(int64(st.Mtim.Sec), int64(st.Mtim.Nsec)),
-		dev:     uint64(st.Dev),
-		ino:     uint64(st.Ino),
-		perm:    st.Mode & 0o777,
 		PIDs:    []int{},
 	}
 	e.changed = e.ModTime
@@ -138,7 +144,7 @@ func lstatEntry(name string) (*entry, error) {
 		owners[st.Uid] = o
 	}
 	e.Owner = o
-	return e, nil
+	return e, entrySys{dev: uint64(st.Dev), ino: uint64(st.Ino), perm: st.Mode & 0o777}, nil
 }
 
 // findUsers adds to each entry the processes that map it or hold it open,
@@ -234,12 +240,12 @@ func gone(err error) bool {
 }
 
 // removeIfSame removes e's name if it still names the same segment.
-func removeIfSame(e *entry) error {
+func (d *segDir) removeIfSame(e *entry) error {
 	var st unix.Stat_t
 	if err := unix.Lstat(shmDir+"/"+e.Name, &st); err != nil {
 		return err
 	}
-	if uint64(st.Dev) != e.dev || uint64(st.Ino) != e.ino {
+	if sys := d.sys[e]; uint64(st.Dev) != sys.dev || uint64(st.Ino) != sys.ino {
 		return errors.New("the name was replaced since it was checked")
 	}
 	return shm.Unlink(e.Name)

@@ -12,6 +12,9 @@ import (
 	"github.com/mindmeld-go/shm"
 )
 
+// errNoListing is returned by scanSegments where segments cannot be listed.
+var errNoListing = errors.New("this system keeps no list of shared memory segments")
+
 type segDir struct {
 	entries     []*entry
 	uninspected []procInfo
@@ -59,4 +62,4 @@ func statSegment(name string) (*entry, error) {
 	return e, nil
 }
 
-func removeIfSame(e *entry) error { return errors.ErrUnsupported }
+func (d *segDir) removeIfSame(e *entry) error { return errors.ErrUnsupported }

@@ -21,7 +21,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -279,9 +278,6 @@ type entry struct {
 	PIDs []int `json:"pids"`
 
 	changed time.Time // the later of mtime and ctime
-	dev     uint64
-	ino     uint64
-	perm    uint32
 }
 
 func (e *entry) pidList() string {
@@ -528,7 +524,7 @@ func runGc(c *cmdEnv, args []string) int {
 				" (-ignore-uninspected overrides)"
 		}
 		if reason == "" && !c.dryRun {
-			if err := removeIfSame(e); err != nil {
+			if err := dir.removeIfSame(e); err != nil {
 				reason = "not removed: " + err.Error()
 				status = exitFail
 				fmt.Fprintf(c.stderr, "shmctl gc: %s: %v\n", displayName(e.Name), err)
@@ -558,6 +554,3 @@ func runGc(c *cmdEnv, args []string) int {
 	}
 	return status
 }
-
-// errNoListing is returned by scanSegments where segments cannot be listed.
-var errNoListing = errors.New("this system keeps no list of shared memory segments")

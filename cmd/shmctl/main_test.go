@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,7 +48,8 @@ func TestMain(m *testing.M) {
 		defer os.RemoveAll(dir)
 		goTool, err := exec.LookPath("go")
 		if err != nil {
-			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+			fmt.Fprintln(os.Stderr, "the go command is needed to build shmctl:", err)
+			return 1
 		}
 		shmctlBin = filepath.Join(dir, "shmctl")
 		if out, err := exec.Command(goTool, "build", "-o", shmctlBin, ".").CombinedOutput(); err != nil {
