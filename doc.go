@@ -34,7 +34,14 @@
 // process has unmapped it. Closing a [Segment] unmaps it in this process
 // only; a name that nobody unlinks outlives every process, including one
 // that crashed. Decide which process owns the name and unlinks it.
-// [CreateTemp] picks a fresh random name.
+// [CreateTemp] picks a fresh random name. The command shmctl
+// (cmd/shmctl) lists segments with the processes that use them, and
+// "shmctl gc" removes those that no live process uses.
+//
+// [CreateAnonymous] makes a segment with no name, freed with its last
+// descriptor and mapping; share it with [SendSegment] and [ReceiveSegment]
+// over a Unix socket. On Linux, seals ([Segment.AddSeals]) let a receiver
+// trust that the size never changes under it, so it cannot be hit by SIGBUS.
 //
 // [Create] makes a segment whose memory is zero-filled. On Linux the name
 // appears only once the segment is fully sized (it is made with O_TMPFILE
