@@ -24,7 +24,9 @@ const (
 // which loops anyway, recomputes what is left of its timeout.
 func futexWait(addr *uint32, val uint32, timeout time.Duration) error {
 	var ts *unix.Timespec
-	if timeout >= 0 {
+	// A timeout past what a 32-bit time_t holds (68 years) is "no limit";
+	// passing it would overflow Timespec on 386 and fail with EINVAL.
+	if timeout >= 0 && timeout < math.MaxInt32*time.Second {
 		t := unix.NsecToTimespec(int64(timeout))
 		ts = &t
 	}
