@@ -40,6 +40,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -271,7 +272,7 @@ func compare(exe string, size, batch, rounds int) error {
 	// variants[i].
 	const goSides = 2
 	sides := len(variants) + goSides
-	best := make([]time.Duration, sides)
+	all := make([][]time.Duration, sides)
 	runSide := func(i int) (time.Duration, error) {
 		switch i {
 		case 0:
@@ -294,21 +295,29 @@ func compare(exe string, size, batch, rounds int) error {
 			if err != nil {
 				return err
 			}
-			if best[i] == 0 || d < best[i] {
-				best[i] = d
-			}
+			all[i] = append(all[i], d)
 		}
 	}
+	best := make([]time.Duration, sides)
+	median := make([]time.Duration, sides)
+	for i, ds := range all {
+		slices.Sort(ds)
+		best[i], median[i] = ds[0], ds[len(ds)/2]
+	}
 	per := func(i int) float64 { return float64(best[i].Nanoseconds()) / float64(batch) }
+	med := func(i int) float64 { return float64(median[i].Nanoseconds()) / float64(batch) }
 	same, minimal := per(goSides), per(goSides+1)
 
 	fmt.Printf("size %s (%d rounds × %d cycles per side)\n", sizeName(size), rounds, batch)
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "side\tns/cycle\t× same\t× minimal\t\n")
-	fmt.Fprintf(w, "ours (shm.Create, Close, Unlink)\t%.0f\t%.2f\t%.2f\t\n", per(0), per(0)/same, per(0)/minimal)
-	fmt.Fprintf(w, "go-raw: the same calls from Go, no library\t%.0f\t%.2f\t%.2f\t\n", per(1), per(1)/same, per(1)/minimal)
+	fmt.Fprintf(w, "side\tns/cycle\t× same\t× minimal\tmedian batch\t\n")
+	row := func(i int, label string) {
+		fmt.Fprintf(w, "%s\t%.0f\t%.2f\t%.2f\t%.0f\t\n", label, per(i), per(i)/same, per(i)/minimal, med(i))
+	}
+	row(0, "ours (shm.Create, Close, Unlink)")
+	row(1, "go-raw: the same calls from Go, no library")
 	for i, v := range variants {
-		fmt.Fprintf(w, "%s: %s\t%.0f\t%.2f\t%.2f\t\n", v.name, v.what, per(i+goSides), per(i+goSides)/same, per(i+goSides)/minimal)
+		row(i+goSides, v.name+": "+v.what)
 	}
 	w.Flush()
 	v := func(name string) float64 {
