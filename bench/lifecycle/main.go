@@ -23,7 +23,7 @@
 //
 // Usage:
 //
-//	go run ./bench/lifecycle [-batch 100] [-rounds 40] [-sizes 4096,1048576]
+//	go run ./bench/lifecycle [-batch 20] [-rounds 400] [-sizes 4096,1048576]
 //
 // It removes its temporary directory and every /dev/shm name it made (they
 // all start with "shmbench-<pid>-"), also when interrupted.
@@ -69,8 +69,8 @@ var variants = []struct{ name, what string }{
 var prefix = fmt.Sprintf("shmbench-%d-", os.Getpid())
 
 func main() {
-	batch := flag.Int("batch", 100, "cycles per batch")
-	rounds := flag.Int("rounds", 40, "batches per side")
+	batch := flag.Int("batch", 20, "cycles per batch")
+	rounds := flag.Int("rounds", 400, "batches per side")
 	sizesFlag := flag.String("sizes", "4096,1048576", "segment sizes in bytes, comma-separated")
 	flag.Parse()
 	var sizes []int
