@@ -17,7 +17,7 @@
 //
 // The C programs are built with gcc in a temporary directory and run as
 // long-lived processes that time batches of cycles on request; ours runs in
-// this process. The sides alternate batch by batch, in a rotating order, and
+// this process. The sides alternate batch by batch, in a random order each round, and
 // the report keeps each side's fastest batch: on a shared machine
 // interference only ever adds time.
 //
@@ -35,6 +35,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -288,9 +289,15 @@ func compare(exe string, size, batch, rounds int) error {
 			return err
 		}
 	}
-	for r := range rounds {
-		for k := range sides {
-			i := (r + k) % sides // rotate who goes first
+	// A fresh random order every round, so no side always runs right after
+	// another (say, ours always after a C process's batch).
+	order := make([]int, sides)
+	for i := range order {
+		order[i] = i
+	}
+	for range rounds {
+		rand.Shuffle(sides, func(i, j int) { order[i], order[j] = order[j], order[i] })
+		for _, i := range order {
 			d, err := runSide(i)
 			if err != nil {
 				return err
