@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-var benchSizes = []struct {
+var segBenchSizes = []struct {
 	name string
 	size int
 }{
@@ -23,9 +23,9 @@ var benchSizes = []struct {
 	{"1MiB", 1 << 20},
 }
 
-// benchSegment creates a segment of size bytes for a benchmark, touches
+// segBenchSegment creates a segment of size bytes for a benchmark, touches
 // every page so the mapping is populated, and closes it at the end.
-func benchSegment(b *testing.B, size int) *Segment {
+func segBenchSegment(b *testing.B, size int) *Segment {
 	b.Helper()
 	s, err := Create(testName(b), size)
 	if err != nil {
@@ -64,7 +64,7 @@ func BenchmarkLifecycle(b *testing.B) {
 
 // BenchmarkOpen opens and maps an existing 4 KiB segment, and closes it.
 func BenchmarkOpen(b *testing.B) {
-	s := benchSegment(b, 4<<10)
+	s := segBenchSegment(b, 4<<10)
 	b.ReportAllocs()
 	for b.Loop() {
 		t, err := Open(s.Name())
@@ -75,7 +75,7 @@ func BenchmarkOpen(b *testing.B) {
 	}
 }
 
-type benchHeader struct {
+type segBenchHeader struct {
 	Seq   atomic.Uint64
 	Len   uint32
 	Flags uint32
@@ -85,10 +85,10 @@ type benchHeader struct {
 // BenchmarkView takes a typed view; after the first call for a type it
 // must not allocate.
 func BenchmarkView(b *testing.B) {
-	s := benchSegment(b, 4<<10)
+	s := segBenchSegment(b, 4<<10)
 	b.ReportAllocs()
 	for b.Loop() {
-		h, err := View[benchHeader](s, 64)
+		h, err := View[segBenchHeader](s, 64)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -98,7 +98,7 @@ func BenchmarkView(b *testing.B) {
 
 // BenchmarkSlice takes a typed slice of 256 uint64 values.
 func BenchmarkSlice(b *testing.B) {
-	s := benchSegment(b, 4<<10)
+	s := segBenchSegment(b, 4<<10)
 	b.ReportAllocs()
 	for b.Loop() {
 		v, err := Slice[uint64](s, 2048, 256)
@@ -117,9 +117,9 @@ func TestBenchViewAllocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	View[benchHeader](s, 0)
+	View[segBenchHeader](s, 0)
 	Slice[uint64](s, 0, 8)
-	if n := testing.AllocsPerRun(100, func() { View[benchHeader](s, 64) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { View[segBenchHeader](s, 64) }); n != 0 {
 		t.Errorf("View allocates %v times per call, want 0", n)
 	}
 	if n := testing.AllocsPerRun(100, func() { Slice[uint64](s, 2048, 256) }); n != 0 {
@@ -130,9 +130,9 @@ func TestBenchViewAllocs(t *testing.T) {
 // BenchmarkReadAt is the safe read path: bounds checks, the lock against
 // Close, and the fault guard around the copy.
 func BenchmarkReadAt(b *testing.B) {
-	for _, sz := range benchSizes {
+	for _, sz := range segBenchSizes {
 		b.Run(sz.name, func(b *testing.B) {
-			s := benchSegment(b, 1<<20)
+			s := segBenchSegment(b, 1<<20)
 			p := make([]byte, sz.size)
 			b.SetBytes(int64(sz.size))
 			b.ReportAllocs()
@@ -147,9 +147,9 @@ func BenchmarkReadAt(b *testing.B) {
 
 // BenchmarkWriteAt is the safe write path.
 func BenchmarkWriteAt(b *testing.B) {
-	for _, sz := range benchSizes {
+	for _, sz := range segBenchSizes {
 		b.Run(sz.name, func(b *testing.B) {
-			s := benchSegment(b, 1<<20)
+			s := segBenchSegment(b, 1<<20)
 			p := make([]byte, sz.size)
 			b.SetBytes(int64(sz.size))
 			b.ReportAllocs()
@@ -165,9 +165,9 @@ func BenchmarkWriteAt(b *testing.B) {
 // BenchmarkCopyRead is the baseline for BenchmarkReadAt: a plain copy out of
 // Bytes(), with no checks and no guard.
 func BenchmarkCopyRead(b *testing.B) {
-	for _, sz := range benchSizes {
+	for _, sz := range segBenchSizes {
 		b.Run(sz.name, func(b *testing.B) {
-			s := benchSegment(b, 1<<20)
+			s := segBenchSegment(b, 1<<20)
 			mem := s.Bytes()
 			p := make([]byte, sz.size)
 			b.SetBytes(int64(sz.size))
@@ -182,9 +182,9 @@ func BenchmarkCopyRead(b *testing.B) {
 // BenchmarkCopyWrite is the baseline for BenchmarkWriteAt: a plain copy into
 // Bytes().
 func BenchmarkCopyWrite(b *testing.B) {
-	for _, sz := range benchSizes {
+	for _, sz := range segBenchSizes {
 		b.Run(sz.name, func(b *testing.B) {
-			s := benchSegment(b, 1<<20)
+			s := segBenchSegment(b, 1<<20)
 			mem := s.Bytes()
 			p := make([]byte, sz.size)
 			b.SetBytes(int64(sz.size))
@@ -203,9 +203,9 @@ func BenchmarkCopyWrite(b *testing.B) {
 // shared machine: interference only ever adds time.
 func BenchmarkGuardedVsCopy(b *testing.B) {
 	for _, dir := range []string{"read", "write"} {
-		for _, sz := range benchSizes {
+		for _, sz := range segBenchSizes {
 			b.Run(fmt.Sprintf("%s/%s", dir, sz.name), func(b *testing.B) {
-				s := benchSegment(b, 1<<20)
+				s := segBenchSegment(b, 1<<20)
 				mem := s.Bytes()[:sz.size]
 				p := make([]byte, sz.size)
 				batch := max(1, (256<<10)/sz.size) // about 256 KiB copied per batch
