@@ -58,6 +58,9 @@ func canonicalName(name string) (string, error) {
 		return "", invalidNameError{fmt.Sprintf("%d bytes long; %s allows at most %d bytes after the leading slash (%d counting it)",
 			len(rest), platformName, nameMax, nameMax+1)}
 	}
+	if len(rest) < len(name) {
+		return name, nil // already canonical: no need to build a new string
+	}
 	return "/" + rest, nil
 }
 

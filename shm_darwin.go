@@ -25,6 +25,10 @@ const (
 	// (PSHMNAMLEN is 31, bsd/sys/posix_shm.h; pshm_get_name in
 	// bsd/kern/posix_shm.c), so 31 bytes counting the leading slash.
 	nameMax = 30
+	// createRoundsSize: xnu rounds a created object's size up to the page
+	// size (pshm_truncate, bsd/kern/posix_shm.c), so create maps what fstat
+	// reports.
+	createRoundsSize = true
 )
 
 // libcSyscall and libcSyscall6 are the runtime's libSystem call helpers

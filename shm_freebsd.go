@@ -23,6 +23,9 @@ const (
 	// buffer and the limit is that much lower (the kernel then returns
 	// ENAMETOOLONG).
 	nameMax = 1022
+	// createRoundsSize: a created segment has exactly the size asked for,
+	// so create need not fstat it.
+	createRoundsSize = false
 
 	// sysShmOpen2 is shm_open2(path, flags, mode, shmflags, name), FreeBSD
 	// 13 and later (sys/kern/syscalls.master, 571), which libc's shm_open

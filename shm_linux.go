@@ -18,6 +18,9 @@ const (
 	// nameMax is NAME_MAX, the longest file name tmpfs takes; glibc's
 	// shm_open returns ENAMETOOLONG beyond it.
 	nameMax = 255
+	// createRoundsSize: a created segment has exactly the size asked for,
+	// so create need not fstat it.
+	createRoundsSize = false
 )
 
 // shmDir is where segments live. Tests point it elsewhere.

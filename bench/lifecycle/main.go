@@ -6,7 +6,7 @@
 //
 //   - "same": C making the calls our Linux Create/Close/Unlink make: open
 //     /dev/shm with O_TMPFILE, fchmod, fallocate, linkat of /proc/self/fd/N,
-//     fstat, mmap, munmap, close, unlink. The target is ours/same ≤ 1.10.
+//     mmap, munmap, close, unlink. The target is ours/same ≤ 1.10.
 //   - "minimal": the lecture's calls: shm_open(O_CREAT|O_RDWR), ftruncate,
 //     mmap, munmap, close, shm_unlink. same/minimal is what the guards cost.
 //   - variants of "same" dropping one guard each, so each guard's cost can be
@@ -214,7 +214,6 @@ func raw(name string, size, n int) (time.Duration, error) {
 	path := "/dev/shm/" + name
 	pathp, _ := unix.BytePtrFromString(path)
 	dirp, _ := unix.BytePtrFromString("/dev/shm")
-	var st unix.Stat_t
 	cwd := unix.AT_FDCWD
 	t0 := time.Now()
 	for range n {
@@ -232,14 +231,11 @@ func raw(name string, size, n int) (time.Duration, error) {
 		if err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(fd)), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW); err != nil {
 			return 0, fmt.Errorf("linkat: %w", err)
 		}
-		if err := unix.Fstat(int(fd), &st); err != nil {
-			return 0, fmt.Errorf("fstat: %w", err)
-		}
-		addr, _, e := unix.Syscall6(unix.SYS_MMAP, 0, uintptr(st.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED, fd, 0)
+		addr, _, e := unix.Syscall6(unix.SYS_MMAP, 0, uintptr(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED, fd, 0)
 		if e != 0 {
 			return 0, fmt.Errorf("mmap: %w", e)
 		}
-		if _, _, e := unix.Syscall(unix.SYS_MUNMAP, addr, uintptr(st.Size), 0); e != 0 {
+		if _, _, e := unix.Syscall(unix.SYS_MUNMAP, addr, uintptr(size), 0); e != 0 {
 			return 0, fmt.Errorf("munmap: %w", e)
 		}
 		if err := unix.Close(int(fd)); err != nil {

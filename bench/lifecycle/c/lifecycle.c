@@ -25,13 +25,8 @@ static void die(const char *what) {
 	exit(1);
 }
 
-static void map_and_release(int fd, int do_fstat) {
+static void map_and_release(int fd) {
 	long n = size;
-	if (do_fstat) {
-		struct stat st;
-		if (fstat(fd, &st) < 0) die("fstat");
-		n = st.st_size;
-	}
 	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED) die("mmap");
 	if (munmap(p, n) < 0) die("munmap");
@@ -47,7 +42,7 @@ enum {
 };
 
 /* guarded makes the calls our Linux Create makes (shm_linux.go sysCreate,
-   shm_unix.go create/fdSize, segment.go newSegment), less the guards not in
+   shm_unix.go create, segment.go newSegment; no fstat: the size is known), less the guards not in
    g; then Close (munmap, close) and Unlink (unlink). */
 static void guarded(int g) {
 	int fd;
@@ -73,7 +68,7 @@ static void guarded(int g) {
 		if (link(tmppath, path) < 0) die("link");
 		if (unlink(tmppath) < 0) die("unlink tmp");
 	}
-	map_and_release(fd, 1);
+	map_and_release(fd);
 	if (unlink(path) < 0) die("unlink");
 }
 
@@ -83,7 +78,7 @@ static void minimal(void) {
 	int fd = shm_open(name, O_CREAT | O_RDWR, 0600);
 	if (fd < 0) die("shm_open");
 	if (ftruncate(fd, size) < 0) die("ftruncate");
-	map_and_release(fd, 0);
+	map_and_release(fd);
 	if (shm_unlink(name) < 0) die("shm_unlink");
 }
 
