@@ -53,7 +53,7 @@ func futexWait(addr *uint32, val uint32, timeout time.Duration) error {
 		if atomic.LoadUint32(addr) != val {
 			return nil
 		}
-		return os.ErrDeadlineExceeded
+		return errWaitTimeout
 	}
 	var deadline time.Time
 	if timeout > 0 {
@@ -66,7 +66,7 @@ func futexWait(addr *uint32, val uint32, timeout time.Duration) error {
 		if timeout > 0 {
 			rem := time.Until(deadline)
 			if rem <= 0 {
-				return os.ErrDeadlineExceeded
+				return errWaitTimeout
 			}
 			u := (rem + time.Microsecond - 1) / time.Microsecond
 			if u > math.MaxUint32 {
@@ -84,7 +84,7 @@ func futexWait(addr *uint32, val uint32, timeout time.Duration) error {
 			return nil
 		case unix.ETIMEDOUT:
 			if last {
-				return os.ErrDeadlineExceeded
+				return errWaitTimeout
 			}
 		case unix.EFAULT:
 			// xnu reads the word with the ulock's spinlock held, so any

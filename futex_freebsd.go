@@ -50,7 +50,7 @@ func futexWait(addr *uint32, val uint32, timeout time.Duration) error {
 		if atomic.LoadUint32(addr) != val {
 			return nil
 		}
-		return os.ErrDeadlineExceeded
+		return errWaitTimeout
 	}
 	var e unix.Errno
 	if timeout < 0 {
@@ -64,7 +64,7 @@ func futexWait(addr *uint32, val uint32, timeout time.Duration) error {
 	case 0, unix.EINTR:
 		return nil
 	case unix.ETIMEDOUT:
-		return os.ErrDeadlineExceeded
+		return errWaitTimeout
 	}
 	return fmt.Errorf("shm: _umtx_op UMTX_OP_WAIT_UINT: %w", e)
 }

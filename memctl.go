@@ -153,7 +153,13 @@ func touchPages(b []byte, readOnly bool) (err error) {
 	var sum uint32
 	// A mapping starts on a page boundary, so each page's first word is
 	// aligned; the last whole word of a short final page is in bounds too.
-	for off := 0; off+4 <= len(b); off += pg {
+	// Count pages rather than adding pg to an offset, which overflows on
+	// 32-bit systems for a mapping within a page of math.MaxInt bytes.
+	for i := range pageCount(len(b), pg) {
+		off := i * pg
+		if off > len(b)-4 {
+			break
+		}
 		p := (*uint32)(unsafe.Add(base, off))
 		if readOnly {
 			sum += atomic.LoadUint32(p)
@@ -163,6 +169,16 @@ func touchPages(b []byte, readOnly bool) (err error) {
 	}
 	sink.Add(sum)
 	return nil
+}
+
+// pageCount returns how many pages of size pg n bytes span, without the
+// overflow of (n+pg-1)/pg for n near math.MaxInt (a 2 GiB mapping on 386).
+func pageCount(n, pg int) int {
+	c := n / pg
+	if n%pg != 0 {
+		c++
+	}
+	return c
 }
 
 // Resident returns how many bytes of the segment are in RAM now (mincore(2)),
@@ -180,7 +196,7 @@ func (s *Segment) Resident() (int, error) {
 		return 0, s.errClosed("mincore")
 	}
 	pg := os.Getpagesize()
-	vec := make([]byte, (len(s.data)+pg-1)/pg)
+	vec := make([]byte, pageCount(len(s.data), pg))
 	if err := sysMincore(s.data, vec); err != nil {
 		return 0, &fs.PathError{Op: "mincore", Path: s.name, Err: err}
 	}

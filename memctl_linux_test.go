@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io/fs"
+	"math"
 	"os"
 	"testing"
 
@@ -131,6 +132,22 @@ func TestLockAdvise(t *testing.T) {
 	} {
 		if err := f(); !errors.Is(err, fs.ErrClosed) {
 			t.Errorf("%s after Close = %v, want fs.ErrClosed", name, err)
+		}
+	}
+}
+
+// TestPageCount: the page count of a mapping near math.MaxInt bytes must not
+// overflow (it did, as (n+pg-1)/pg, on 386, where Resident then panicked in
+// make and Prefault's page walk wrapped to negative offsets).
+func TestPageCount(t *testing.T) {
+	const pg = 4096
+	for _, c := range []struct{ n, want int }{
+		{0, 0}, {1, 1}, {pg, 1}, {pg + 1, 2},
+		{math.MaxInt, math.MaxInt/pg + 1},
+		{math.MaxInt - pg + 2, math.MaxInt/pg + 1},
+	} {
+		if got := pageCount(c.n, pg); got != c.want {
+			t.Errorf("pageCount(%d, %d) = %d, want %d", c.n, pg, got, c.want)
 		}
 	}
 }

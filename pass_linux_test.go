@@ -420,3 +420,61 @@ func TestReceiveRejects(t *testing.T) {
 		})
 	}
 }
+
+// TestSendSegmentBlockedDoesNotBlockClose: a SendSegment blocked on a peer
+// that does not read must not hold the segment's lock, or Close (and every
+// method queued behind it) would wait for that peer.
+func TestSendSegmentBlockedDoesNotBlockClose(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("socketpair: %v", err)
+	}
+	peer := os.NewFile(uintptr(fds[1]), "peer")
+	defer peer.Close()
+	// Fill the socket so that the next send blocks.
+	unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUF, 4096)
+	fill := make([]byte, 4096)
+	for {
+		if _, err := unix.SendmsgN(fds[0], fill, nil, nil, unix.MSG_DONTWAIT); err != nil {
+			if err != unix.EAGAIN {
+				t.Fatalf("filling the socket: %v", err)
+			}
+			break
+		}
+	}
+	f := os.NewFile(uintptr(fds[0]), "sender")
+	fc, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		t.Fatalf("FileConn: %v", err)
+	}
+	c := fc.(*net.UnixConn)
+	defer c.Close()
+
+	s, err := CreateAnonymous(4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan error, 1)
+	go func() { sent <- SendSegment(c, s) }()
+	time.Sleep(100 * time.Millisecond) // let it block in sendmsg
+	select {
+	case err := <-sent:
+		t.Fatalf("SendSegment on a full socket returned %v; want it to block", err)
+	default:
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		c.Close() // unblock SendSegment, then Close
+		<-closed
+		t.Fatal("Close waited for a SendSegment blocked on a peer that does not read")
+	}
+	c.Close() // the pending send fails; its descriptor must be closed
+	<-sent
+}

@@ -22,26 +22,17 @@ import (
 // must read the message with ReceiveSegment and nothing else, as the
 // descriptor travels with its first byte.
 func SendSegment(c *net.UnixConn, s *Segment) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.data == nil {
-		return fmt.Errorf("shm: send segment: %w", s.errClosed("sendmsg"))
-	}
-	size, err := fdSize(s.fd)
+	// The message is sent with a duplicate of the descriptor, made under
+	// the lock, so that the lock is not held while sendmsg blocks on a peer
+	// that does not read: Close, and every other method (which would queue
+	// behind Close's write lock), would wait for the peer.
+	fd, h, err := s.sendInfo()
 	if err != nil {
-		return fmt.Errorf("shm: send segment: fstat: %w", err)
+		return err
 	}
-	var h passHeader
-	h.size = uint64(size)
-	fl, err := unix.FcntlInt(uintptr(s.fd), unix.F_GETFL, 0)
-	if err != nil {
-		return fmt.Errorf("shm: send segment: fcntl: %w", err)
-	}
-	if fl&unix.O_ACCMODE == unix.O_RDONLY {
-		h.flags |= passFlagRO
-	}
+	defer unix.Close(fd)
 	msg := h.encode()
-	n, _, err := c.WriteMsgUnix(msg, unix.UnixRights(s.fd), nil)
+	n, _, err := c.WriteMsgUnix(msg, unix.UnixRights(fd), nil)
 	if err != nil {
 		return fmt.Errorf("shm: send segment: %w", err)
 	}
@@ -49,6 +40,34 @@ func SendSegment(c *net.UnixConn, s *Segment) error {
 		return fmt.Errorf("shm: send segment: short write (%d of %d bytes): %w", n, len(msg), io.ErrShortWrite)
 	}
 	return nil
+}
+
+// sendInfo returns a close-on-exec duplicate of the segment's descriptor,
+// which the caller closes, and the header announcing it.
+func (s *Segment) sendInfo() (int, passHeader, error) {
+	var h passHeader
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.data == nil {
+		return -1, h, fmt.Errorf("shm: send segment: %w", s.errClosed("sendmsg"))
+	}
+	size, err := fdSize(s.fd)
+	if err != nil {
+		return -1, h, fmt.Errorf("shm: send segment: fstat: %w", err)
+	}
+	h.size = uint64(size)
+	fl, err := unix.FcntlInt(uintptr(s.fd), unix.F_GETFL, 0)
+	if err != nil {
+		return -1, h, fmt.Errorf("shm: send segment: fcntl: %w", err)
+	}
+	if fl&unix.O_ACCMODE == unix.O_RDONLY {
+		h.flags |= passFlagRO
+	}
+	fd, err := unix.FcntlInt(uintptr(s.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return -1, h, fmt.Errorf("shm: send segment: dup: %w", err)
+	}
+	return fd, h, nil
 }
 
 // ReceiveSegment receives a segment sent with [SendSegment] from the peer of

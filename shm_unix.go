@@ -76,17 +76,27 @@ func create(name string, size int, perm uint32) (*Segment, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: op, Path: name, Err: err}
 	}
-	if !createRoundsSize {
-		return newSegment(name, fd, size, false)
+	mapSize := size
+	if createRoundsSize {
+		objSize, err := fdSize(fd)
+		if err != nil {
+			sysClose(fd)
+			sysUnlink(name)
+			return nil, &fs.PathError{Op: "fstat", Path: name, Err: err}
+		}
+		// macOS rounds the size up to a page (xnu bsd/kern/posix_shm.c);
+		// map what the kernel made.
+		mapSize = max(objSize, size)
 	}
-	objSize, err := fdSize(fd)
+	s, err := newSegment(name, fd, mapSize, false)
 	if err != nil {
-		sysClose(fd)
-		return nil, &fs.PathError{Op: "fstat", Path: name, Err: err}
+		// The name is published already; a failed Create must leave
+		// nothing behind (mmap fails with ENOMEM past RLIMIT_AS, or when
+		// the address space is full, as it can be on 32-bit systems).
+		sysUnlink(name)
+		return nil, err
 	}
-	// macOS rounds the size up to a page (xnu bsd/kern/posix_shm.c); map
-	// what the kernel made.
-	return newSegment(name, fd, max(objSize, size), false)
+	return s, nil
 }
 
 func isErrno(err error, errno syscall.Errno) bool {

@@ -161,3 +161,50 @@ func TestWaitWakeProcesses(t *testing.T) {
 		t.Errorf("%d waits timed out with the word unchanged: missed wake-ups", n)
 	}
 }
+
+// TestFutexWaitTimeoutSentinel checks the internal contract Mutex and
+// Semaphore rely on: futexWait reports a timeout with errWaitTimeout itself,
+// which they compare by identity. A platform that returned another error
+// (os.ErrDeadlineExceeded, say) made every poll of a waiting Lock or Wait
+// look like a failed system call, so Lock and Wait panicked after one poll.
+func TestFutexWaitTimeoutSentinel(t *testing.T) {
+	var w uint32
+	for _, d := range []time.Duration{0, time.Millisecond} {
+		if err := futexWait(&w, 0, d); err != errWaitTimeout {
+			t.Errorf("futexWait(unchanged word, timeout %v) = %v, want errWaitTimeout", d, err)
+		}
+	}
+}
+
+// TestLockWaitsPastPoll has a Mutex and a Semaphore wait longer than their
+// poll periods, so that the waiters' futexWait times out at least once.
+func TestLockWaitsPastPoll(t *testing.T) {
+	var m Mutex
+	var s Semaphore
+	m.Lock()
+	done := make(chan any, 2)
+	go func() {
+		defer func() { done <- recover() }()
+		m.Lock()
+		m.Unlock()
+	}()
+	go func() {
+		defer func() { done <- recover() }()
+		s.Wait()
+	}()
+	time.Sleep(3 * max(mutexPoll, semPoll))
+	m.Unlock()
+	if err := s.Post(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		select {
+		case r := <-done:
+			if r != nil {
+				t.Fatalf("a waiter panicked: %v", r)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a waiter did not return within 10s of Unlock/Post")
+		}
+	}
+}
