@@ -223,8 +223,8 @@ func TestPlanted(t *testing.T) {
 						continue
 					}
 					var pe *fs.PathError
-					if !errors.As(err, &pe) || pe.Path != "/"+name {
-						t.Errorf("OpenFile(planted %s) = %v, want *fs.PathError for /%s", kind, err, name)
+					if !errors.As(err, &pe) || pe.Path != "/"+name || pe.Op != "shm_open" || !errors.Is(err, fs.ErrInvalid) {
+						t.Errorf("OpenFile(planted %s, %#x) = %v, want *fs.PathError{Op: shm_open, Path: /%s} matching fs.ErrInvalid", kind, flag, err, name)
 					}
 				}
 				if _, err := Create(name, 4096); !errors.Is(err, fs.ErrExist) {

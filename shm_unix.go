@@ -48,7 +48,7 @@ func openFile(name string, flag int, perm uint32, size int) (*Segment, error) {
 		objSize, err := fdSize(fd)
 		if err != nil {
 			sysClose(fd)
-			return nil, &fs.PathError{Op: "fstat", Path: name, Err: err}
+			return nil, &fs.PathError{Op: statOp(err), Path: name, Err: err}
 		}
 		if objSize == 0 && flag&os.O_CREATE != 0 && time.Now().Before(deadline) {
 			sysClose(fd)
@@ -97,6 +97,16 @@ func create(name string, size int, perm uint32) (*Segment, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// statOp names the call to blame for an error from fdSize: something
+// planted under the name is a failure to open the segment, shm_open; any
+// other error is fstat's own.
+func statOp(err error) string {
+	if err == errNotSegment {
+		return "shm_open"
+	}
+	return "fstat"
 }
 
 func isErrno(err error, errno syscall.Errno) bool {
