@@ -187,8 +187,7 @@ func pageCount(n, pg int) int {
 // but never touched are not counted. Since Linux 5.0, the answer covers the
 // shared pages only when this process could open the segment for writing;
 // otherwise only pages it has touched itself are counted. On systems
-// without mincore (macOS here) it returns an error matching
-// errors.ErrUnsupported.
+// without mincore it returns an error matching errors.ErrUnsupported.
 func (s *Segment) Resident() (int, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -1,5 +1,5 @@
-// Trampolines to libSystem functions imported in shm_darwin.go and
-// futex_darwin.go with //go:cgo_import_dynamic, in the manner of
+// Trampolines to libSystem functions imported in shm_darwin.go,
+// futex_darwin.go and memctl_darwin.go with //go:cgo_import_dynamic, in the manner of
 // golang.org/x/sys/unix/zsyscall_darwin_*.s. The same text assembles for
 // amd64 and arm64.
 
@@ -24,3 +24,8 @@ TEXT shmpkg_ulock_wake_trampoline<>(SB),NOSPLIT,$0-0
 	JMP	shmpkg_ulock_wake(SB)
 GLOBL	·shmpkg_ulock_wake_trampoline_addr(SB), RODATA, $8
 DATA	·shmpkg_ulock_wake_trampoline_addr(SB)/8, $shmpkg_ulock_wake_trampoline<>(SB)
+
+TEXT shmpkg_mincore_trampoline<>(SB),NOSPLIT,$0-0
+	JMP	shmpkg_mincore(SB)
+GLOBL	·shmpkg_mincore_trampoline_addr(SB), RODATA, $8
+DATA	·shmpkg_mincore_trampoline_addr(SB)/8, $shmpkg_mincore_trampoline<>(SB)
