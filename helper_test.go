@@ -118,3 +118,14 @@ func childFail(format string, args ...any) int {
 	fmt.Fprintf(os.Stderr, format+"\n", args...)
 	return 1
 }
+
+// segSize is the size a segment created with size n has: n, except on macOS,
+// which rounds it up to the page size (xnu bsd/kern/posix_shm.c,
+// pshm_truncate).
+func segSize(n int) int {
+	if runtime.GOOS != "darwin" {
+		return n
+	}
+	pg := os.Getpagesize()
+	return (n + pg - 1) / pg * pg
+}

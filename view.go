@@ -27,9 +27,7 @@ import (
 // any time, so share fields through sync/atomic types or guard them with a
 // [Mutex]. The pointer is valid only until the segment is closed.
 func View[T any](s *Segment, offset int) (*T, error) {
-	var zero T
-	size := int(unsafe.Sizeof(zero))
-	p, err := locate(s, reflect.TypeFor[T](), offset, size, 1, int(unsafe.Alignof(zero)))
+	p, err := locate(s, reflect.TypeFor[T](), offset, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -41,9 +39,7 @@ func View[T any](s *Segment, offset int) (*T, error) {
 // The slice has length and capacity n and is valid only until the segment is
 // closed.
 func Slice[T any](s *Segment, offset, n int) ([]T, error) {
-	var zero T
-	size := int(unsafe.Sizeof(zero))
-	p, err := locate(s, reflect.TypeFor[T](), offset, size, n, int(unsafe.Alignof(zero)))
+	p, err := locate(s, reflect.TypeFor[T](), offset, n)
 	if err != nil {
 		return nil, err
 	}
@@ -53,12 +49,13 @@ func Slice[T any](s *Segment, offset, n int) ([]T, error) {
 	return unsafe.Slice((*T)(p), n), nil
 }
 
-// locate checks that n values of type t, each size bytes with the given
-// alignment, may be placed at offset in s, and returns their address.
-func locate(s *Segment, t reflect.Type, offset, size, n, align int) (unsafe.Pointer, error) {
+// locate checks that n values of type t may be placed at offset in s, and
+// returns their address.
+func locate(s *Segment, t reflect.Type, offset, n int) (unsafe.Pointer, error) {
 	if err := checkType(t); err != nil {
 		return nil, &fs.PathError{Op: "view", Path: s.name, Err: err}
 	}
+	size, align := int(t.Size()), t.Align()
 	s.mu.RLock()
 	data := s.data
 	s.mu.RUnlock()

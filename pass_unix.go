@@ -1,0 +1,157 @@
+//go:build linux || darwin || freebsd
+
+package shm
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"net"
+
+	"golang.org/x/sys/unix"
+)
+
+// SendSegment sends the segment's descriptor to the peer of c (SCM_RIGHTS,
+// unix(7)), with its current size, so that the peer can map it with
+// [ReceiveSegment]. The segment stays open here; both processes then map the
+// same memory. Named and anonymous segments can both be sent; a segment
+// opened read-only arrives read-only.
+//
+// To let the receiver trust the size, add seals first with
+// [Segment.AddSeals] (Linux). On a stream socket (SOCK_STREAM) the peer
+// must read the message with ReceiveSegment and nothing else, as the
+// descriptor travels with its first byte.
+func SendSegment(c *net.UnixConn, s *Segment) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.data == nil {
+		return fmt.Errorf("shm: send segment: %w", s.errClosed("sendmsg"))
+	}
+	size, err := fdSize(s.fd)
+	if err != nil {
+		return fmt.Errorf("shm: send segment: fstat: %w", err)
+	}
+	var h passHeader
+	h.size = uint64(size)
+	fl, err := unix.FcntlInt(uintptr(s.fd), unix.F_GETFL, 0)
+	if err != nil {
+		return fmt.Errorf("shm: send segment: fcntl: %w", err)
+	}
+	if fl&unix.O_ACCMODE == unix.O_RDONLY {
+		h.flags |= passFlagRO
+	}
+	msg := h.encode()
+	n, _, err := c.WriteMsgUnix(msg, unix.UnixRights(s.fd), nil)
+	if err != nil {
+		return fmt.Errorf("shm: send segment: %w", err)
+	}
+	if n != len(msg) {
+		return fmt.Errorf("shm: send segment: short write (%d of %d bytes): %w", n, len(msg), io.ErrShortWrite)
+	}
+	return nil
+}
+
+// ReceiveSegment receives a segment sent with [SendSegment] from the peer of
+// c and maps it. The result is anonymous ([Segment.Name] is ""): what
+// arrives is a descriptor, whatever name it may have had.
+//
+// Everything received is checked as input from a stranger: exactly one
+// descriptor; a shared memory object (on Linux a memfd or a file on tmpfs or
+// hugetlbfs, not a pipe or a file on disk); a size equal to the one announced,
+// within opts.MaxSize; and the seals in opts.RequireSeals. A check that fails
+// gives an error matching fs.ErrInvalid that says which, and every
+// descriptor received is closed. opts may be nil.
+//
+// The segment is mapped read-only when the descriptor is read-only, when it
+// carries SealWrite or SealFutureWrite, or when opts.ReadOnly is set.
+// A peer that closes the connection gives io.EOF. ReceiveSegment blocks
+// until a message arrives: use c.SetReadDeadline to bound the wait.
+func ReceiveSegment(c *net.UnixConn, opts *ReceiveOptions) (*Segment, error) {
+	if opts == nil {
+		opts = &ReceiveOptions{}
+	}
+	buf := make([]byte, passLen)
+	oob := make([]byte, unix.CmsgSpace(maxPassFds*4))
+	n, oobn, flags, _, err := c.ReadMsgUnix(buf, oob)
+	fds := parseRights(oob[:oobn])
+	defer func() {
+		for _, fd := range fds {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+		}
+	}()
+	if err != nil {
+		return nil, fmt.Errorf("shm: receive segment: %w", err)
+	}
+	if n == 0 && oobn == 0 {
+		return nil, io.EOF
+	}
+	if flags&unix.MSG_CTRUNC != 0 {
+		return nil, rejected("more than %d descriptors arrived (control data truncated); want 1", maxPassFds)
+	}
+	if len(fds) != 1 {
+		return nil, rejected("%d descriptors arrived, want 1", len(fds))
+	}
+	if n < passLen && c.LocalAddr() != nil && c.LocalAddr().Network() == "unix" {
+		// A stream socket may deliver the rest of the message later.
+		m, err := io.ReadFull(c, buf[n:])
+		n += m
+		if err != nil {
+			return nil, rejected("message cut short after %d of %d bytes: %v", n, passLen, err)
+		}
+	}
+	h, err := decodePassHeader(buf[:n])
+	if err != nil {
+		return nil, err
+	}
+	fd := fds[0]
+	size, err := checkShared(fd)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case h.size == 0 || h.size > math.MaxInt:
+		return nil, rejected("announced size %d is not a usable size", h.size)
+	case uint64(size) != h.size:
+		return nil, rejected("the segment is %d bytes, but %d were announced", size, h.size)
+	case opts.MaxSize > 0 && size > opts.MaxSize:
+		return nil, rejected("the segment is %d bytes, more than the %d allowed", size, opts.MaxSize)
+	}
+	seals, sealErr := sysGetSeals(fd)
+	if opts.RequireSeals != 0 {
+		if sealErr != nil {
+			return nil, rejected("seals %v are required, but cannot be read: %v", opts.RequireSeals, sealErr)
+		}
+		if missing := opts.RequireSeals &^ seals; missing != 0 {
+			return nil, rejected("seals %v are required, the segment has %v (missing %v)", opts.RequireSeals, seals, missing)
+		}
+	}
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return nil, fmt.Errorf("shm: receive segment: fcntl: %w", err)
+	}
+	readOnly := opts.ReadOnly || fl&unix.O_ACCMODE == unix.O_RDONLY || h.flags&passFlagRO != 0 ||
+		(sealErr == nil && seals&(SealWrite|SealFutureWrite) != 0)
+	fds[0] = -1 // newSegment owns it now, and closes it on error
+	return newSegment("", fd, size, readOnly)
+}
+
+// parseRights returns every descriptor in SCM_RIGHTS messages in oob.
+func parseRights(oob []byte) []int {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil
+	}
+	var fds []int
+	for i := range msgs {
+		if msgs[i].Header.Level != unix.SOL_SOCKET || msgs[i].Header.Type != unix.SCM_RIGHTS {
+			continue
+		}
+		got, err := unix.ParseUnixRights(&msgs[i])
+		if err == nil {
+			fds = append(fds, got...)
+		}
+	}
+	return fds
+}

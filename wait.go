@@ -1,0 +1,62 @@
+package shm
+
+import (
+	"math"
+	"os"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// Wait blocks while the 32-bit word at addr holds val, for at most timeout
+// (a negative timeout means no limit). It is the building block of [Mutex]
+// and [Semaphore], exported so that programs can build their own
+// primitives on words in shared memory; another process wakes it with
+// [Wake] on the same word, through its own mapping.
+//
+// Wait returns nil when it was woken, when the word did not hold val on
+// entry, or spuriously (a signal, a wake meant for another value): callers
+// must re-check the word in a loop. On timeout it returns an error matching
+// os.ErrDeadlineExceeded. The comparison and the sleep are atomic with
+// respect to Wake: a Wake issued after the word changed is never missed.
+//
+// On Linux Wait is futex(2) FUTEX_WAIT in its process-shared form, on macOS
+// __ulock_wait with UL_COMPARE_AND_WAIT_SHARED, on FreeBSD _umtx_op
+// UMTX_OP_WAIT_UINT. Elsewhere it polls the word, spinning briefly and then
+// sleeping with growing pauses of up to a millisecond; Wake is then a no-op.
+// A blocked Wait occupies one OS thread, as any blocking system call does;
+// other goroutines keep running.
+//
+// addr must be 4-byte aligned (an atomic.Uint32 in a struct placed with
+// [View] is). It need not be in shared memory.
+func Wait(addr *atomic.Uint32, val uint32, timeout time.Duration) error {
+	return futexWait(wordAddr(addr), val, timeout)
+}
+
+// Wake wakes up to n goroutines, in this or any other process, blocked in
+// [Wait] on the word at addr, and returns how many it woke (0 where the
+// platform cannot tell, or in the polling fallback). Pass math.MaxInt32 to
+// wake all. Change the word before calling Wake, so that a waiter that has
+// not yet gone to sleep sees the new value instead.
+func Wake(addr *atomic.Uint32, n int) (int, error) {
+	if n <= 0 {
+		return 0, nil
+	}
+	if n > math.MaxInt32 {
+		n = math.MaxInt32
+	}
+	return futexWake(wordAddr(addr), n)
+}
+
+// wordAddr returns the address of the word inside an atomic.Uint32, for
+// the system calls.
+func wordAddr(a *atomic.Uint32) *uint32 { return (*uint32)(unsafe.Pointer(a)) }
+
+// errWaitTimeout is what futexWait returns on timeout.
+var errWaitTimeout error = waitTimeoutError{}
+
+type waitTimeoutError struct{}
+
+func (waitTimeoutError) Error() string        { return "shm: wait timed out" }
+func (waitTimeoutError) Timeout() bool        { return true }
+func (waitTimeoutError) Is(target error) bool { return target == os.ErrDeadlineExceeded }
