@@ -5,17 +5,17 @@ import (
 	"runtime"
 	"sync/atomic"
 	"time"
+
+	"github.com/mindmeld-go/shm"
 )
 
-// wait and wake are the cross-process wait/wake the ring sleeps on. They
-// have the contract of shm.Wait and shm.Wake (issue 3) and become those once
-// the synchronisation branch lands; until then futex_linux.go and
-// futex_other.go implement them here.
+// wait and wake are the cross-process wait/wake the ring sleeps on:
+// futex on Linux, __ulock on macOS, _umtx_op on FreeBSD (see shm.Wait).
 func wait(addr *atomic.Uint32, val uint32, timeout time.Duration) error {
-	return futexWait(addr, val, timeout)
+	return shm.Wait(addr, val, timeout)
 }
 
-func wake(addr *atomic.Uint32, n int) (int, error) { return futexWake(addr, n) }
+func wake(addr *atomic.Uint32, n int) (int, error) { return shm.Wake(addr, n) }
 
 // Spinning before sleeping: a message usually arrives within a few
 // microseconds on a busy ring, and a sleep plus wake-up costs tens of
