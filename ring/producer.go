@@ -117,11 +117,14 @@ func (p *Producer) Commit() error {
 
 func (p *Producer) commit() {
 	r := p.r
-	r.words[p.claimIdx/8].Store(pack(p.claimLen, typeData))
 	p.claimed = false
 	if r.multi {
+		r.words[p.claimIdx/8].Store(pack(p.claimLen, typeData))
 		p.slot.Claim.Store(0)
 	} else {
+		// The tail store publishes the header: a plain write is enough,
+		// and spares a locked instruction per message.
+		r.plain[p.claimIdx/8] = pack(p.claimLen, typeData)
 		p.tail = p.claimEnd
 		r.h.Tail.Store(p.tail)
 	}
@@ -223,7 +226,7 @@ func (p *Producer) tryClaim(n int, size uint64) ([]byte, error) {
 			}
 		}
 		if pad > 0 {
-			r.words[idx/8].Store(pack(int32(pad), typePadding))
+			r.plain[idx/8] = pack(int32(pad), typePadding)
 			idx = 0
 		}
 		p.claimed = true

@@ -176,16 +176,20 @@ type Options struct {
 // A Ring is a ring mapped into this process. Attach ends to it with
 // [Ring.Producer] and [Ring.Consumer].
 type Ring struct {
-	seg     *shm.Segment
-	h       *header
-	slots   []slot
-	words   []atomic.Uint64 // the data area as words (record headers)
-	data    []byte          // the data area as bytes (payloads)
-	cap     uint64
-	mask    uint64
-	maxMsg  int
-	multi   bool
-	polling bool
+	seg    *shm.Segment
+	h      *header
+	slots  []slot
+	words  []atomic.Uint64 // the data area as words (record headers)
+	plain  []uint64        // the same words, for writes a later atomic store publishes
+	data   []byte          // the data area as bytes (payloads)
+	cap    uint64
+	mask   uint64
+	maxMsg int
+	multi  bool
+	// publishEvery is how many released bytes the consumer lets pass
+	// before storing its position.
+	publishEvery uint64
+	polling      bool
 
 	mu    sync.Mutex
 	ends  []interface{ Close() error }
@@ -325,13 +329,17 @@ func attach(seg *shm.Segment, polling bool) (*Ring, error) {
 	if err != nil {
 		return nil, err
 	}
+	plain, err := shm.Slice[uint64](seg, int(dataOff), int(capacity/8))
+	if err != nil {
+		return nil, err
+	}
 	data, err := shm.Slice[byte](seg, int(dataOff), int(capacity))
 	if err != nil {
 		return nil, err
 	}
 	start, _ := processStart(os.Getpid())
 	return &Ring{
-		seg: seg, h: h, slots: sl, words: words, data: data,
+		seg: seg, h: h, slots: sl, words: words, plain: plain, data: data,
 		cap: capacity, mask: capacity - 1, maxMsg: int(maxMsg),
 		multi: slots > 1, polling: polling, start: start,
 	}, nil
