@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command shmbench measures package ring between two processes and prints
 // a table beside, in the same run, Unix domain sockets, pipes, and a C
 // baseline built with gcc: an SPSC ring of the same shape in shared memory,
