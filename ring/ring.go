@@ -3,9 +3,9 @@
 // see [Options.Producers]) sends, without a system call on a busy ring and
 // without copying through an intermediate buffer.
 //
-// The ring lives in a segment made with [shm.Create]. Its layout (see
-// [Layout] in the package README and the constants below) is fixed and
-// documented so that C or Python peers can implement it.
+// The ring lives in a segment made with [shm.Create]. Its layout (byte
+// offsets in the header and slot structs below, and in the README) is fixed
+// by [Version] so that C or Python peers can implement it.
 //
 // # Ends
 //
