@@ -1,0 +1,345 @@
+package ring
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+)
+
+// A Producer is a sending end of a ring. It is meant for one goroutine.
+type Producer struct {
+	r         *Ring
+	slot      *slot
+	tail      uint64 // single producer: our position; the shared Tail mirrors it
+	headCache uint64 // last head seen
+	// The claim in progress, between Claim and Commit.
+	claimed  bool
+	claimIdx uint64 // index of its record header
+	claimLen int32  // its record length
+	claimEnd uint64 // single producer: tail after it
+	closed   bool
+}
+
+// Producer attaches this process as a producer. A single-producer ring
+// takes one producer at a time and a multi-producer ring as many as it has
+// slots; beyond that the error matches [ErrBusy]. The slot of a producer
+// that died without closing is taken over (the consumer is told with
+// [ErrPeerDead]).
+func (r *Ring) Producer() (*Producer, error) {
+	h := r.h
+	me := uint64(os.Getpid())
+	var s *slot
+	for i := range r.slots {
+		cand := &r.slots[i]
+		for {
+			pid := cand.Pid.Load()
+			if pid != 0 && !reap(r, cand) {
+				if cand.Pid.Load() == pid {
+					break // held by a live process
+				}
+				continue
+			}
+			if cand.Pid.CompareAndSwap(0, me) {
+				s = cand
+				break
+			}
+		}
+		if s != nil {
+			break
+		}
+	}
+	if s == nil {
+		return nil, fmt.Errorf("shm: ring %s: producer: %w (%d slots)", r.Name(), ErrBusy, len(r.slots))
+	}
+	s.Start.Store(r.start)
+	s.Claim.Store(0)
+	p := &Producer{r: r, slot: s}
+	head, tail := h.Head.Load(), h.Tail.Load()
+	if head%recordAlign != 0 || tail%recordAlign != 0 || tail-head > r.cap {
+		s.Pid.Store(0)
+		return nil, corruptf(r.Name(), "head %d, tail %d, capacity %d", head, tail, r.cap)
+	}
+	p.tail, p.headCache = tail, head
+	h.Producers.Add(1)
+	h.ProducersEver.Store(1)
+	r.addEnd(p)
+	return p, nil
+}
+
+// Send copies msg into the ring as one message, blocking while the ring is
+// full. A message longer than [Ring.MaxMessage] gives [ErrTooLarge]. When
+// the consumer has closed it returns [ErrPeerClosed], and when the consumer
+// died while we wait, [ErrPeerDead].
+func (p *Producer) Send(msg []byte) error { return p.send(context.Background(), msg, true) }
+
+// TrySend is Send without blocking: a full ring gives [ErrFull].
+func (p *Producer) TrySend(msg []byte) error { return p.send(context.Background(), msg, false) }
+
+// SendContext is Send, giving up with ctx's error when ctx is done.
+func (p *Producer) SendContext(ctx context.Context, msg []byte) error {
+	return p.send(ctx, msg, true)
+}
+
+func (p *Producer) send(ctx context.Context, msg []byte, block bool) error {
+	buf, err := p.claim(ctx, len(msg), block)
+	if err != nil {
+		return err
+	}
+	copy(buf, msg)
+	p.commit()
+	return nil
+}
+
+// Claim reserves room for a message of n bytes and returns it, in the ring,
+// for the caller to fill; [Producer.Commit] then publishes it. It blocks
+// while the ring is full and fails as Send does. Nothing else may be sent
+// on this Producer between Claim and Commit.
+func (p *Producer) Claim(n int) ([]byte, error) { return p.claim(context.Background(), n, true) }
+
+// TryClaim is Claim without blocking: a full ring gives [ErrFull].
+func (p *Producer) TryClaim(n int) ([]byte, error) { return p.claim(context.Background(), n, false) }
+
+// ClaimContext is Claim, giving up with ctx's error when ctx is done.
+func (p *Producer) ClaimContext(ctx context.Context, n int) ([]byte, error) {
+	return p.claim(ctx, n, true)
+}
+
+// Commit publishes the message reserved by Claim.
+func (p *Producer) Commit() error {
+	if !p.claimed {
+		return errors.New("shm: ring: Commit without Claim")
+	}
+	p.commit()
+	return nil
+}
+
+func (p *Producer) commit() {
+	r := p.r
+	p.claimed = false
+	if r.multi {
+		r.words[p.claimIdx/8].Store(pack(p.claimLen, typeData))
+		p.slot.Claim.Store(0)
+	} else {
+		// The tail store publishes the header: a plain write is enough,
+		// and spares a locked instruction per message.
+		r.plain[p.claimIdx/8] = pack(p.claimLen, typeData)
+		p.tail = p.claimEnd
+		r.h.Tail.Store(p.tail)
+	}
+	r.wakeConsumer()
+}
+
+func (p *Producer) claim(ctx context.Context, n int, block bool) ([]byte, error) {
+	r := p.r
+	if p.closed {
+		return nil, fmt.Errorf("shm: ring %s: producer: %w", r.Name(), fs.ErrClosed)
+	}
+	if p.claimed {
+		return nil, errors.New("shm: ring: Claim or Send before Commit of the previous claim")
+	}
+	if n < 0 || n > r.maxMsg {
+		return nil, fmt.Errorf("shm: ring %s: %w: %d bytes, the maximum is %d", r.Name(), ErrTooLarge, n, r.maxMsg)
+	}
+	size := align(uint64(n) + recordHeader)
+	w := waitState{polling: r.polling}
+	defer w.done()
+	for {
+		if r.h.ConsumerState.Load() == consumerClosed {
+			return nil, fmt.Errorf("shm: ring %s: %w", r.Name(), ErrPeerClosed)
+		}
+		var buf []byte
+		var err error
+		if r.multi {
+			buf, err = p.tryClaimMulti(n, size)
+		} else {
+			buf, err = p.tryClaim(n, size)
+		}
+		if err != nil || buf != nil {
+			return buf, err
+		}
+		if !block {
+			return nil, ErrFull
+		}
+		if err := w.pause(ctx, &r.h.ProducerWaiting, func() bool { return p.ready(size) }); err != nil {
+			return nil, err
+		}
+		if w.due {
+			h := r.h
+			if pid := h.ConsumerPid.Load(); h.ConsumerState.Load() == consumerAttached && pid != 0 && !r.alive(pid, h.ConsumerStart.Load()) {
+				return nil, fmt.Errorf("shm: ring %s: consumer: %w", r.Name(), ErrPeerDead)
+			}
+		}
+	}
+}
+
+// ready reports whether size bytes may be free, or the consumer closed.
+func (p *Producer) ready(size uint64) bool {
+	h := p.r.h
+	tail := p.tail
+	if p.r.multi {
+		tail = h.Tail.Load()
+	}
+	return p.r.cap-(tail-h.Head.Load()) >= size || h.ConsumerState.Load() == consumerClosed
+}
+
+// loadHead reads the consumer's position and checks it against tail.
+func (p *Producer) loadHead(tail uint64) (uint64, error) {
+	head := p.r.h.Head.Load()
+	if head%recordAlign != 0 || tail-head > p.r.cap {
+		return 0, corruptf(p.r.Name(), "head %d with tail %d and capacity %d", head, tail, p.r.cap)
+	}
+	p.headCache = head
+	return head, nil
+}
+
+// tryClaim claims size bytes on a single-producer ring. It returns a nil
+// slice when the ring is too full. A record that does not fit before the
+// end of the ring is preceded by a padding record to the end.
+func (p *Producer) tryClaim(n int, size uint64) ([]byte, error) {
+	r := p.r
+	for {
+		tail := p.tail
+		idx := tail & r.mask
+		var pad uint64
+		if toEnd := r.cap - idx; size > toEnd {
+			pad = toEnd
+		}
+		if pad+size > r.cap-(tail-p.headCache) {
+			head, err := p.loadHead(tail)
+			if err != nil {
+				return nil, err
+			}
+			if free := r.cap - (tail - head); pad+size > free {
+				if pad == 0 || pad > free {
+					return nil, nil
+				}
+				// Room for the padding only: publish it alone, so that
+				// a record as large as the ring waits for the consumer
+				// at offset 0 instead of forever.
+				r.words[idx/8].Store(pack(int32(pad), typePadding))
+				p.tail += pad
+				r.h.Tail.Store(p.tail)
+				r.wakeConsumer()
+				continue
+			}
+		}
+		if pad > 0 {
+			r.plain[idx/8] = pack(int32(pad), typePadding)
+			idx = 0
+		}
+		p.claimed = true
+		p.claimIdx = idx
+		p.claimLen = int32(uint64(n) + recordHeader)
+		p.claimEnd = tail + pad + size
+		return r.data[idx+recordHeader : idx+recordHeader+uint64(n) : idx+recordHeader+uint64(n)], nil
+	}
+}
+
+// tryClaimMulti claims size bytes on a multi-producer ring by moving the
+// shared tail with compare-and-swap. The claim is announced in our slot
+// before the tail moves, so the consumer can tell a slow producer from a
+// dead one; the record header holds the negated length until Commit.
+func (p *Producer) tryClaimMulti(n int, size uint64) ([]byte, error) {
+	r := p.r
+	h := r.h
+	fresh := false
+	for {
+		var head, tail uint64
+		if fresh {
+			// Both positions move: a head read between two equal reads
+			// of the tail is consistent with it, and then an honest peer
+			// has head <= tail <= head+capacity.
+			stable := false
+			for range 100 {
+				tail = h.Tail.Load()
+				head = h.Head.Load()
+				if h.Tail.Load() == tail {
+					stable = true
+					break
+				}
+			}
+			if !stable {
+				return nil, nil // contended: let the caller wait and retry
+			}
+			if head%recordAlign != 0 || tail%recordAlign != 0 || tail-head > r.cap {
+				return nil, corruptf(r.Name(), "head %d, tail %d, capacity %d", head, tail, r.cap)
+			}
+			p.headCache = head
+		} else {
+			head = p.headCache
+			tail = h.Tail.Load()
+			if tail%recordAlign != 0 || tail-head > r.cap {
+				fresh = true
+				continue
+			}
+		}
+		idx := tail & r.mask
+		var pad uint64
+		if toEnd := r.cap - idx; size > toEnd {
+			pad = toEnd
+		}
+		free := r.cap - (tail - head)
+		if pad+size > free {
+			if !fresh {
+				fresh = true
+				continue
+			}
+			fresh = false
+			if pad == 0 || pad > free {
+				return nil, nil
+			}
+			p.slot.Claim.Store(tail + 1)
+			if h.Tail.CompareAndSwap(tail, tail+pad) {
+				r.words[idx/8].Store(pack(int32(pad), typePadding))
+				p.slot.Claim.Store(0)
+				r.wakeConsumer()
+			}
+			continue
+		}
+		p.slot.Claim.Store(tail + 1)
+		if !h.Tail.CompareAndSwap(tail, tail+pad+size) {
+			fresh = false
+			continue
+		}
+		recIdx := (tail + pad) & r.mask
+		length := int32(uint64(n) + recordHeader)
+		if pad > 0 {
+			p.slot.Claim.Store(tail + pad + 1)
+			r.words[recIdx/8].Store(pack(-length, typeData))
+			r.words[idx/8].Store(pack(int32(pad), typePadding))
+			r.wakeConsumer()
+		} else {
+			r.words[recIdx/8].Store(pack(-length, typeData))
+		}
+		p.claimed = true
+		p.claimIdx = recIdx
+		p.claimLen = length
+		return r.data[recIdx+recordHeader : recIdx+recordHeader+uint64(n) : recIdx+recordHeader+uint64(n)], nil
+	}
+}
+
+// Close detaches the producer. A claim not yet committed is dropped (on a
+// multi-producer ring it becomes padding). When the last producer has
+// closed, the consumer receives io.EOF after the messages in the ring.
+func (p *Producer) Close() error {
+	r := p.r
+	if p.closed {
+		return fmt.Errorf("shm: ring %s: producer: %w", r.Name(), fs.ErrClosed)
+	}
+	p.closed = true
+	if p.claimed && r.multi {
+		r.words[p.claimIdx/8].Store(pack(int32(align(uint64(p.claimLen))), typePadding))
+	}
+	p.claimed = false
+	p.slot.Claim.Store(0)
+	if p.slot.Pid.CompareAndSwap(uint64(os.Getpid()), 0) {
+		r.h.Producers.Add(^uint32(0))
+	}
+	r.removeEnd(p)
+	h := r.h
+	h.ConsumerWaiting.Store(0)
+	wake(&h.ConsumerWaiting, 1<<31-1)
+	return nil
+}

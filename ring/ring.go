@@ -1,0 +1,441 @@
+// Package ring is a message ring in POSIX shared memory: one consumer
+// process receives length-delimited messages that one producer (or several,
+// see [Options.Producers]) sends, without a system call on a busy ring and
+// without copying through an intermediate buffer.
+//
+// The ring lives in a segment made with [shm.Create]. Its layout (byte
+// offsets in the header and slot structs below, and in the README) is fixed
+// by [Version] so that C or Python peers can implement it.
+//
+// # Ends
+//
+// A [Ring] is the mapping. Attach to it as a [Producer] or a [Consumer].
+// Each end is meant for one goroutine; a process that wants several
+// producing goroutines on a multi-producer ring attaches one Producer per
+// goroutine.
+//
+// # Waiting
+//
+// A side that cannot proceed (ring full for a producer, empty for a consumer)
+// spins briefly and then sleeps on a futex word in the header. The other side
+// calls the kernel to wake it only when it is asleep, so a busy ring makes no
+// system calls. With [Options.Polling] an end never sleeps.
+//
+// # Peers
+//
+// Each end records its process ID and the process start time in the header.
+// Closing an end is seen by the other side: a blocked Receive returns io.EOF
+// once every producer has closed and the ring is drained. A peer that dies
+// without closing is detected within about 100 ms by a blocked peer, which
+// then gets an error matching [ErrPeerDead].
+//
+// # Hostile peers
+//
+// Everything read from shared memory is validated before use: positions,
+// record lengths and types, the geometry in the header. A corrupt value gives
+// an error matching [ErrCorrupt], never a panic, an out-of-range access or an
+// endless loop.
+package ring
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/bits"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mindmeld-go/shm"
+)
+
+// Errors. Match them with errors.Is.
+var (
+	// ErrCorrupt is wrapped by every error caused by an invalid value read
+	// from shared memory: a position out of range, a bad record length or
+	// type, a header whose geometry does not fit the segment.
+	ErrCorrupt = errors.New("shm: ring: corrupt")
+	// ErrNotRing is returned by Open for a segment that has no ring header
+	// (wrong magic number) or a ring of another layout version.
+	ErrNotRing = errors.New("shm: ring: not a ring of this layout version")
+	// ErrTooLarge is returned for a message longer than the ring's maximum.
+	ErrTooLarge = errors.New("shm: ring: message too large")
+	// ErrFull is returned by TrySend and TryClaim when there is no room.
+	ErrFull = errors.New("shm: ring: full")
+	// ErrEmpty is returned by TryReceive and TryRead when there is no message.
+	ErrEmpty = errors.New("shm: ring: empty")
+	// ErrPeerDead reports that a peer process died without closing its end.
+	// For a consumer it is returned once per dead producer, after the
+	// messages that producer committed have been received; messages it had
+	// claimed but not committed are lost. For a producer it means the
+	// consumer is gone.
+	ErrPeerDead = errors.New("shm: ring: peer process died")
+	// ErrPeerClosed is returned by a producer when the consumer has closed.
+	ErrPeerClosed = errors.New("shm: ring: consumer closed")
+	// ErrBusy is returned when attaching an end that a live process holds
+	// already (the consumer, the producer of a single-producer ring, or all
+	// producer slots).
+	ErrBusy = errors.New("shm: ring: end already attached by a live process")
+)
+
+// Layout constants. Offsets are in bytes from the start of the segment;
+// words are in the host's byte order.
+const (
+	Magic   = 0x00474e49524d4853 // the bytes "SHMRING\x00" read as a little-endian uint64
+	Version = 1
+
+	lineSize    = 64
+	slotsOffset = 384 // first producer slot
+	slotSize    = 64
+	headerMin   = slotsOffset
+
+	// Record header: one 64-bit word, length in the low 32 bits (int32),
+	// type in the high 32 bits.
+	recordHeader = 8
+	recordAlign  = 8
+
+	typeData    = 1
+	typePadding = 2
+
+	flagMultiProducer = 1
+
+	minCapacity     = 64
+	maxCapacity     = 1 << 30 // record lengths are int32
+	maxProducers    = 1024
+	defaultMPSlots  = 16
+	livenessEvery   = 100 * time.Millisecond
+	defaultSpinNsec = 0
+)
+
+// header is the fixed part of the ring at offset 0 of the segment. Each
+// position lives on its own cache line.
+type header struct {
+	// Line 0 (offset 0): written once by the creator.
+	Magic    atomic.Uint64 // 0: Magic, stored last by Create
+	Version  uint32        // 8
+	Flags    uint32        // 12: flagMultiProducer
+	Capacity uint64        // 16: bytes of the data area, a power of two
+	MaxMsg   uint64        // 24: longest payload
+	Slots    uint32        // 32: producer slots (1 for single producer)
+	_        uint32        // 36
+	DataOff  uint64        // 40: offset of the data area
+	_        [2]uint64     // 48
+
+	// Line 1 (offset 64): producer position, bytes ever claimed.
+	Tail atomic.Uint64
+	_    [7]uint64
+	// Line 2 (offset 128): consumer position, bytes ever released.
+	Head atomic.Uint64
+	_    [7]uint64
+	// Line 3 (offset 192): futex word, 1 while the consumer sleeps.
+	ConsumerWaiting atomic.Uint32
+	_               [15]uint32
+	// Line 4 (offset 256): futex word, 1 while a producer sleeps.
+	ProducerWaiting atomic.Uint32
+	_               [15]uint32
+	// Line 5 (offset 320): lifecycle.
+	ConsumerPid   atomic.Uint64 // 320: 0 when no consumer is attached
+	ConsumerStart atomic.Uint64 // 328: start token of ConsumerPid
+	ConsumerState atomic.Uint32 // 336: 0 never attached, 1 attached, 2 closed
+	Producers     atomic.Uint32 // 340: producers attached now
+	ProducersEver atomic.Uint32 // 344: 1 once a producer has attached
+	Deaths        atomic.Uint32 // 348: producers found dead, ever
+	_             [4]uint64     // 352
+}
+
+// slot is one producer's lifecycle record, at slotsOffset + i*slotSize.
+type slot struct {
+	Pid   atomic.Uint64 // +0: 0 when free
+	Start atomic.Uint64 // +8: start token of Pid
+	Claim atomic.Uint64 // +16: position+1 of a claim in progress, 0 when none
+	_     [5]uint64
+}
+
+const (
+	consumerNever    = 0
+	consumerAttached = 1
+	consumerClosed   = 2
+)
+
+// Options configure a ring. The zero value (or nil) is a single-producer
+// ring whose largest message fills it, with blocking waits.
+type Options struct {
+	// MaxMessage is the largest payload in bytes; 0 means capacity-8, a
+	// message whose record fills the whole ring. Set by Create only.
+	MaxMessage int
+	// Producers is the number of producer slots: 0 or 1 makes a
+	// single-producer ring; more makes a multi-producer ring on which up to
+	// that many producers may be attached at once. Set by Create only.
+	Producers int
+	// Polling makes this process's ends spin instead of sleeping in the
+	// kernel while they wait: lowest latency, one busy core per waiting end.
+	Polling bool
+}
+
+// A Ring is a ring mapped into this process. Attach ends to it with
+// [Ring.Producer] and [Ring.Consumer].
+type Ring struct {
+	seg    *shm.Segment
+	h      *header
+	slots  []slot
+	words  []atomic.Uint64 // the data area as words (record headers)
+	plain  []uint64        // the same words, for writes a later atomic store publishes
+	data   []byte          // the data area as bytes (payloads)
+	cap    uint64
+	mask   uint64
+	maxMsg int
+	multi  bool
+	// publishEvery is how many released bytes the consumer lets pass
+	// before storing its position.
+	publishEvery uint64
+	polling      bool
+
+	mu    sync.Mutex
+	ends  []interface{ Close() error }
+	start uint64 // this process's start token
+}
+
+// Size returns the segment size needed for a ring of the given capacity and
+// producer slots.
+func segmentSize(capacity uint64, slots int) (dataOff, size uint64) {
+	dataOff = uint64(slotsOffset + slots*slotSize)
+	return dataOff, dataOff + capacity
+}
+
+// Create creates a segment called name holding an empty ring whose data area
+// is capacity bytes, a power of two of at least 64. opts may be nil.
+//
+// Errors from creating the segment are *fs.PathError (fs.ErrExist when the
+// name is taken); invalid options match fs.ErrInvalid.
+func Create(name string, capacity int, opts *Options) (*Ring, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if capacity < minCapacity || uint64(capacity) > maxCapacity || capacity&(capacity-1) != 0 {
+		return nil, fmt.Errorf("shm: ring: %w: capacity %d is not a power of two between %d and 2^30", fs.ErrInvalid, capacity, minCapacity)
+	}
+	if o.MaxMessage == 0 {
+		o.MaxMessage = capacity - recordHeader
+	}
+	if o.MaxMessage < 0 || o.MaxMessage > capacity-recordHeader {
+		return nil, fmt.Errorf("shm: ring: %w: max message %d is not in 1..%d (capacity-8)", fs.ErrInvalid, o.MaxMessage, capacity-recordHeader)
+	}
+	slots := 1
+	if o.Producers > 1 {
+		slots = o.Producers
+	}
+	if o.Producers < 0 || slots > maxProducers {
+		return nil, fmt.Errorf("shm: ring: %w: %d producers; want 0..%d", fs.ErrInvalid, o.Producers, maxProducers)
+	}
+	dataOff, size := segmentSize(uint64(capacity), slots)
+	if size > uint64(int(^uint(0)>>1)) {
+		return nil, fmt.Errorf("shm: ring: %w: capacity %d does not fit in this address space", fs.ErrInvalid, capacity)
+	}
+	seg, err := shm.Create(name, int(size))
+	if err != nil {
+		return nil, err
+	}
+	h, err := shm.View[header](seg, 0)
+	if err != nil {
+		seg.Close()
+		seg.Unlink()
+		return nil, err
+	}
+	h.Version = Version
+	if slots > 1 {
+		h.Flags = flagMultiProducer
+	}
+	h.Capacity = uint64(capacity)
+	h.MaxMsg = uint64(o.MaxMessage)
+	h.Slots = uint32(slots)
+	h.DataOff = dataOff
+	h.Magic.Store(Magic) // publishes the fields above
+	r, err := attach(seg, o.Polling)
+	if err != nil {
+		seg.Close()
+		seg.Unlink()
+		return nil, err
+	}
+	return r, nil
+}
+
+// Open maps the existing ring called name and validates its header. Only
+// opts.Polling is used; opts may be nil. A segment that is not a ring, or a
+// ring of another layout version, gives an error matching [ErrNotRing]; a
+// header that does not fit the segment matches [ErrCorrupt].
+func Open(name string, opts *Options) (*Ring, error) {
+	seg, err := shm.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	polling := opts != nil && opts.Polling
+	r, err := attach(seg, polling)
+	if err != nil {
+		seg.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// attach validates the header in seg and builds a Ring over it. The
+// geometry is read once and kept in the Ring: a peer changing it later
+// cannot move our bounds.
+func attach(seg *shm.Segment, polling bool) (*Ring, error) {
+	name := seg.Name()
+	if seg.Size() < headerMin {
+		return nil, fmt.Errorf("shm: ring %s: %w: segment of %d bytes is smaller than a ring header (%d)", name, ErrNotRing, seg.Size(), headerMin)
+	}
+	h, err := shm.View[header](seg, 0)
+	if err != nil {
+		return nil, err
+	}
+	// A creator publishes Magic last; give one that is still writing the
+	// header a moment.
+	magic := h.Magic.Load()
+	for deadline := time.Now().Add(200 * time.Millisecond); magic == 0 && time.Now().Before(deadline); magic = h.Magic.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	if magic != Magic {
+		return nil, fmt.Errorf("shm: ring %s: %w: magic number %#x, want %#x", name, ErrNotRing, magic, uint64(Magic))
+	}
+	if v := h.Version; v != Version {
+		return nil, fmt.Errorf("shm: ring %s: %w: layout version %d, want %d", name, ErrNotRing, v, Version)
+	}
+	capacity, maxMsg, slots, dataOff, flags := h.Capacity, h.MaxMsg, uint64(h.Slots), h.DataOff, h.Flags
+	switch {
+	case capacity < minCapacity || capacity > maxCapacity || bits.OnesCount64(capacity) != 1:
+		return nil, corruptf(name, "capacity %d is not a power of two in [%d, 2^30]", capacity, minCapacity)
+	case maxMsg == 0 || maxMsg > capacity-recordHeader:
+		return nil, corruptf(name, "max message %d is not in 1..%d", maxMsg, capacity-recordHeader)
+	case slots == 0 || slots > maxProducers || (slots > 1) != (flags&flagMultiProducer != 0):
+		return nil, corruptf(name, "%d producer slots with flags %#x", slots, flags)
+	case flags&^flagMultiProducer != 0:
+		return nil, corruptf(name, "unknown flags %#x", flags)
+	}
+	wantOff, size := segmentSize(capacity, int(slots))
+	if dataOff != wantOff {
+		return nil, corruptf(name, "data offset %d, want %d", dataOff, wantOff)
+	}
+	if uint64(seg.Size()) < size {
+		return nil, corruptf(name, "segment of %d bytes is too small for capacity %d (needs %d)", seg.Size(), capacity, size)
+	}
+	sl, err := shm.Slice[slot](seg, slotsOffset, int(slots))
+	if err != nil {
+		return nil, err
+	}
+	words, err := shm.Slice[atomic.Uint64](seg, int(dataOff), int(capacity/8))
+	if err != nil {
+		return nil, err
+	}
+	plain, err := shm.Slice[uint64](seg, int(dataOff), int(capacity/8))
+	if err != nil {
+		return nil, err
+	}
+	data, err := shm.Slice[byte](seg, int(dataOff), int(capacity))
+	if err != nil {
+		return nil, err
+	}
+	start, _ := processStart(os.Getpid())
+	return &Ring{
+		seg: seg, h: h, slots: sl, words: words, plain: plain, data: data,
+		cap: capacity, mask: capacity - 1, maxMsg: int(maxMsg),
+		multi: slots > 1, polling: polling, start: start,
+	}, nil
+}
+
+func corruptf(name, format string, args ...any) error {
+	return fmt.Errorf("shm: ring %s: %w: %s", name, ErrCorrupt, fmt.Sprintf(format, args...))
+}
+
+// Name returns the name of the ring's segment, with its leading slash.
+func (r *Ring) Name() string { return r.seg.Name() }
+
+// Capacity returns the size of the data area in bytes.
+func (r *Ring) Capacity() int { return int(r.cap) }
+
+// MaxMessage returns the largest payload the ring accepts.
+func (r *Ring) MaxMessage() int { return r.maxMsg }
+
+// MultiProducer reports whether several producers may attach at once.
+func (r *Ring) MultiProducer() bool { return r.multi }
+
+// Segment returns the segment holding the ring.
+func (r *Ring) Segment() *shm.Segment { return r.seg }
+
+// Close closes the ends attached through r and unmaps the ring. It does not
+// remove the name: see [Ring.Unlink].
+func (r *Ring) Close() error {
+	r.mu.Lock()
+	ends := r.ends
+	r.ends = nil
+	r.mu.Unlock()
+	for _, e := range ends {
+		e.Close()
+	}
+	return r.seg.Close()
+}
+
+// Unlink removes the ring's name; mappings stay valid until closed.
+func (r *Ring) Unlink() error { return r.seg.Unlink() }
+
+func (r *Ring) addEnd(e interface{ Close() error }) {
+	r.mu.Lock()
+	r.ends = append(r.ends, e)
+	r.mu.Unlock()
+}
+
+func (r *Ring) removeEnd(e interface{ Close() error }) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, x := range r.ends {
+		if x == e {
+			r.ends = append(r.ends[:i], r.ends[i+1:]...)
+			return
+		}
+	}
+}
+
+// alive reports whether the process pid with start token start (0 =
+// unknown) is still running. Values come from shared memory, so an
+// impossible pid counts as dead.
+func (r *Ring) alive(pid, start uint64) bool {
+	if pid == 0 || pid > 1<<31-1 {
+		return false
+	}
+	if int(pid) == os.Getpid() {
+		return start == 0 || r.start == 0 || start == r.start
+	}
+	tok, err := processStart(int(pid))
+	if err != nil {
+		return !errors.Is(err, os.ErrProcessDone)
+	}
+	return start == 0 || tok == 0 || tok == start
+}
+
+// pack builds a record header word.
+func pack(length int32, typ int32) uint64 {
+	return uint64(uint32(length)) | uint64(uint32(typ))<<32
+}
+
+func unpack(w uint64) (length int32, typ int32) {
+	return int32(uint32(w)), int32(uint32(w >> 32))
+}
+
+func align(n uint64) uint64 { return (n + recordAlign - 1) &^ (recordAlign - 1) }
+
+// wakeConsumer wakes the consumer if it sleeps. Called after publishing.
+func (r *Ring) wakeConsumer() {
+	if r.h.ConsumerWaiting.Load() != 0 && r.h.ConsumerWaiting.Swap(0) != 0 {
+		wake(&r.h.ConsumerWaiting, 1<<31-1)
+	}
+}
+
+// wakeProducers wakes every sleeping producer. Called after releasing space
+// or closing.
+func (r *Ring) wakeProducers() {
+	if r.h.ProducerWaiting.Load() != 0 && r.h.ProducerWaiting.Swap(0) != 0 {
+		wake(&r.h.ProducerWaiting, 1<<31-1)
+	}
+}
