@@ -176,20 +176,17 @@ type Options struct {
 // A Ring is a ring mapped into this process. Attach ends to it with
 // [Ring.Producer] and [Ring.Consumer].
 type Ring struct {
-	seg    *shm.Segment
-	h      *header
-	slots  []slot
-	words  []atomic.Uint64 // the data area as words (record headers)
-	plain  []uint64        // the same words, for writes a later atomic store publishes
-	data   []byte          // the data area as bytes (payloads)
-	cap    uint64
-	mask   uint64
-	maxMsg int
-	multi  bool
-	// publishEvery is how many released bytes the consumer lets pass
-	// before storing its position.
-	publishEvery uint64
-	polling      bool
+	seg     *shm.Segment
+	h       *header
+	slots   []slot
+	words   []atomic.Uint64 // the data area as words (record headers)
+	plain   []uint64        // the same words, for writes a later atomic store publishes
+	data    []byte          // the data area as bytes (payloads)
+	cap     uint64
+	mask    uint64
+	maxMsg  int
+	multi   bool
+	polling bool
 
 	mu    sync.Mutex
 	ends  []interface{ Close() error }
