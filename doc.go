@@ -108,6 +108,18 @@
 // from /proc; on macOS __ulock_wait/__ulock_wake; on FreeBSD _umtx_op.
 // Elsewhere Wait polls and a dead owner is never detected.
 //
+// # Message ring
+//
+// Package github.com/mindmeld-go/shm/ring builds a message ring on this
+// package: one consumer, one or many producers, in separate processes.
+// Messages are copied in and out with Send and Receive, or written and read
+// in place with Claim/Commit and Read/Release. A busy ring makes no system
+// calls; a waiting end spins, then sleeps with Wait, and is woken with Wake
+// only when it sleeps. Closing an end is seen by the other (io.EOF,
+// ErrPeerClosed); a peer that dies is detected within a bounded time
+// (ErrPeerDead). Everything read from the segment is validated
+// (ErrCorrupt). The layout is documented for C and Python peers.
+//
 // # Platforms
 //
 // Linux uses files in /dev/shm directly, as glibc does. macOS calls
