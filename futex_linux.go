@@ -1,5 +1,8 @@
 package shm
 
+// This file uses unsafe to pass the address of a shared word, and a
+// timespec, to the futex system call.
+
 import (
 	"math"
 	"time"

@@ -1,5 +1,9 @@
 package shm
 
+// This file uses unsafe in touchPages only: to reach each page of the
+// mapping as a 32-bit word for an atomic add of zero, which faults the page
+// in without changing data another process may be writing.
+
 import (
 	"fmt"
 	"io/fs"

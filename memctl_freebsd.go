@@ -1,5 +1,7 @@
 package shm
 
+// This file uses unsafe to pass the mapping's address to mincore(2).
+
 import (
 	"unsafe"
 

@@ -1,5 +1,8 @@
 package shm
 
+// This file uses unsafe to pass the mapping's address to madvise(2) and
+// mincore(2).
+
 import (
 	"errors"
 	"unsafe"

@@ -1,5 +1,8 @@
 package shm
 
+// This file uses unsafe in futexWord only: to find the 32-bit half of the
+// lock word that waiters sleep on.
+
 import (
 	"context"
 	"errors"

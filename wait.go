@@ -1,5 +1,8 @@
 package shm
 
+// This file uses unsafe in wordAddr only: to hand the word inside an
+// atomic.Uint32 to the wait and wake system calls.
+
 import (
 	"math"
 	"os"
