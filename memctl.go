@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"runtime/debug"
 	"sync/atomic"
-	"syscall"
 	"unsafe"
 )
 
@@ -141,17 +139,11 @@ var sink atomic.Uint32
 
 // touchPages touches one aligned word in each page of b, guarded against a
 // fault as guardedCopy is.
-func touchPages(b []byte, readOnly bool) (err error) {
-	old := debug.SetPanicOnFault(true)
-	defer func() {
-		debug.SetPanicOnFault(old)
-		if r := recover(); r != nil {
-			if _, ok := r.(interface{ Addr() uintptr }); !ok {
-				panic(r)
-			}
-			err = fmt.Errorf("memory fault: %w (was the segment shrunk by another process?)", syscall.EFAULT)
-		}
-	}()
+func touchPages(b []byte, readOnly bool) error {
+	return catchFault(func() { touchEach(b, readOnly) })
+}
+
+func touchEach(b []byte, readOnly bool) {
 	pg := os.Getpagesize()
 	base := unsafe.Pointer(unsafe.SliceData(b))
 	var sum uint32
@@ -172,7 +164,6 @@ func touchPages(b []byte, readOnly bool) (err error) {
 		}
 	}
 	sink.Add(sum)
-	return nil
 }
 
 // pageCount returns how many pages of size pg n bytes span, without the

@@ -131,12 +131,22 @@ func (s *Segment) WriteAt(p []byte, off int64) (int, error) {
 }
 
 // guardedCopy copies src to dst and turns a memory fault during the copy
-// into an error. runtime/debug.SetPanicOnFault makes a SIGBUS or SIGSEGV in
-// this goroutine a recoverable panic instead of a fatal error; the setting is
-// per goroutine, so it is restored at once.
-//
-// The bytes copied before a fault are not known exactly; n reports 0.
+// into an error (see catchFault). The bytes copied before a fault are not
+// known exactly; n reports 0.
 func guardedCopy(dst, src []byte) (n int, err error) {
+	err = catchFault(func() { n = copy(dst, src) })
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// catchFault runs f and turns a memory fault in it (SIGBUS or SIGSEGV: a
+// peer shrank the segment) into an error wrapping syscall.EFAULT.
+// runtime/debug.SetPanicOnFault makes such a fault in this goroutine a
+// recoverable panic instead of a fatal error; the setting is per goroutine,
+// so it is restored at once. Other panics pass through.
+func catchFault(f func()) (err error) {
 	old := debug.SetPanicOnFault(true)
 	defer func() {
 		debug.SetPanicOnFault(old)
@@ -144,10 +154,11 @@ func guardedCopy(dst, src []byte) (n int, err error) {
 			if _, ok := r.(interface{ Addr() uintptr }); !ok {
 				panic(r)
 			}
-			n, err = 0, fmt.Errorf("memory fault: %w (was the segment shrunk by another process?)", syscall.EFAULT)
+			err = fmt.Errorf("memory fault: %w (was the segment shrunk by another process?)", syscall.EFAULT)
 		}
 	}()
-	return copy(dst, src), nil
+	f()
+	return nil
 }
 
 // Close unmaps the segment and closes its descriptor. It does not remove the
