@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"unsafe"
 )
 
 // A Producer is a sending end of a ring. It is meant for one goroutine.
@@ -74,7 +75,7 @@ func (r *Ring) Producer() (*Producer, error) {
 // died while we wait, [ErrPeerDead].
 func (p *Producer) Send(msg []byte) error {
 	if buf := p.fastClaim(len(msg)); buf != nil {
-		copy(buf, msg)
+		copyIn(buf, msg)
 		p.commit()
 		return nil
 	}
@@ -84,7 +85,7 @@ func (p *Producer) Send(msg []byte) error {
 // TrySend is Send without blocking: a full ring gives [ErrFull].
 func (p *Producer) TrySend(msg []byte) error {
 	if buf := p.fastClaim(len(msg)); buf != nil {
-		copy(buf, msg)
+		copyIn(buf, msg)
 		p.commit()
 		return nil
 	}
@@ -101,9 +102,26 @@ func (p *Producer) send(ctx context.Context, msg []byte, block bool) error {
 	if err != nil {
 		return err
 	}
-	copy(buf, msg)
+	copyIn(buf, msg)
 	p.commit()
 	return nil
+}
+
+// copyIn copies a message into the ring. A payload starts 8 bytes after an
+// 8-aligned record, so it is often not 16-byte aligned. For such a
+// destination Go's memmove on amd64 (runtime/memmove_amd64.s) skips REP
+// MOVSB and, from 1 MiB on, uses non-temporal stores, which send the
+// message to memory just before the consumer reads it (measured: 1 MiB
+// Send+Receive between two processes ~10 % slower than C's memcpy).
+// Copying the first bytes separately aligns the rest.
+func copyIn(dst, src []byte) {
+	if len(src) >= 2048 {
+		if k := int(-uintptr(unsafe.Pointer(unsafe.SliceData(dst))) & 15); k != 0 {
+			copy(dst[:k], src)
+			dst, src = dst[k:], src[k:]
+		}
+	}
+	copy(dst, src)
 }
 
 // Claim reserves room for a message of n bytes and returns it, in the ring,
