@@ -58,11 +58,27 @@ func (r *Ring) Consumer() (*Consumer, error) {
 // the ring is drained it returns io.EOF; see [ErrPeerDead] for a producer
 // that died.
 func (c *Consumer) Receive(buf []byte) (int, error) {
+	if msg := c.fastRead(); msg != nil {
+		if len(msg) <= len(buf) {
+			n := copy(buf, msg)
+			c.release()
+			return n, nil
+		}
+		c.pending = 0 // receive reports the short buffer
+	}
 	return c.receive(context.Background(), buf, true)
 }
 
 // TryReceive is Receive without blocking: an empty ring gives [ErrEmpty].
 func (c *Consumer) TryReceive(buf []byte) (int, error) {
+	if msg := c.fastRead(); msg != nil {
+		if len(msg) <= len(buf) {
+			n := copy(buf, msg)
+			c.release()
+			return n, nil
+		}
+		c.pending = 0 // receive reports the short buffer
+	}
 	return c.receive(context.Background(), buf, false)
 }
 
@@ -89,10 +105,20 @@ func (c *Consumer) receive(ctx context.Context, buf []byte, block bool) (int, er
 // The slice aliases shared memory and is valid until [Consumer.Release],
 // which must be called before the next Read or Receive. Errors are those of
 // Receive.
-func (c *Consumer) Read() ([]byte, error) { return c.read(context.Background(), true) }
+func (c *Consumer) Read() ([]byte, error) {
+	if msg := c.fastRead(); msg != nil {
+		return msg, nil
+	}
+	return c.read(context.Background(), true)
+}
 
 // TryRead is Read without blocking: an empty ring gives [ErrEmpty].
-func (c *Consumer) TryRead() ([]byte, error) { return c.read(context.Background(), false) }
+func (c *Consumer) TryRead() ([]byte, error) {
+	if msg := c.fastRead(); msg != nil {
+		return msg, nil
+	}
+	return c.read(context.Background(), false)
+}
 
 // ReadContext is Read, giving up with ctx's error when ctx is done.
 func (c *Consumer) ReadContext(ctx context.Context) ([]byte, error) { return c.read(ctx, true) }
@@ -155,6 +181,38 @@ func (c *Consumer) read(ctx context.Context, block bool) ([]byte, error) {
 			}
 		}
 	}
+}
+
+// fastRead is the common case of read on a single-producer ring: a data
+// record below the tail (reloaded only when everything seen is consumed). It validates the record exactly as poll
+// does and returns nil (leaving nothing pending) whenever anything else is
+// needed: a fresh tail, padding, waiting, or an error to report, which read
+// then produces.
+func (c *Consumer) fastRead() []byte {
+	r := c.r
+	head := c.head
+	if c.closed || c.pending != 0 || r.multi {
+		return nil
+	}
+	if head == c.tailCache {
+		t := r.h.Tail.Load()
+		if t == head || t%recordAlign != 0 || t-head > r.cap {
+			return nil
+		}
+		c.tailCache = t
+	}
+	idx := head & r.mask
+	length, typ := unpack(r.words[idx/8].Load())
+	if typ != typeData || length < recordHeader {
+		return nil
+	}
+	size := align(uint64(length))
+	n := uint64(length) - recordHeader
+	if size > c.tailCache-head || idx+size > r.cap || n > uint64(r.maxMsg) {
+		return nil
+	}
+	c.pending = size
+	return r.data[idx+recordHeader : idx+recordHeader+n : idx+recordHeader+n]
 }
 
 // maxSkip bounds the padding records one poll consumes, so a peer that

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"unsafe"
 )
 
 // A Producer is a sending end of a ring. It is meant for one goroutine.
@@ -72,10 +73,24 @@ func (r *Ring) Producer() (*Producer, error) {
 // full. A message longer than [Ring.MaxMessage] gives [ErrTooLarge]. When
 // the consumer has closed it returns [ErrPeerClosed], and when the consumer
 // died while we wait, [ErrPeerDead].
-func (p *Producer) Send(msg []byte) error { return p.send(context.Background(), msg, true) }
+func (p *Producer) Send(msg []byte) error {
+	if buf := p.fastClaim(len(msg)); buf != nil {
+		copyIn(buf, msg)
+		p.commit()
+		return nil
+	}
+	return p.send(context.Background(), msg, true)
+}
 
 // TrySend is Send without blocking: a full ring gives [ErrFull].
-func (p *Producer) TrySend(msg []byte) error { return p.send(context.Background(), msg, false) }
+func (p *Producer) TrySend(msg []byte) error {
+	if buf := p.fastClaim(len(msg)); buf != nil {
+		copyIn(buf, msg)
+		p.commit()
+		return nil
+	}
+	return p.send(context.Background(), msg, false)
+}
 
 // SendContext is Send, giving up with ctx's error when ctx is done.
 func (p *Producer) SendContext(ctx context.Context, msg []byte) error {
@@ -87,16 +102,38 @@ func (p *Producer) send(ctx context.Context, msg []byte, block bool) error {
 	if err != nil {
 		return err
 	}
-	copy(buf, msg)
+	copyIn(buf, msg)
 	p.commit()
 	return nil
+}
+
+// copyIn copies a message into the ring. A payload starts 8 bytes after an
+// 8-aligned record, so it is often not 16-byte aligned. For such a
+// destination Go's memmove on amd64 (runtime/memmove_amd64.s) skips REP
+// MOVSB and, from 1 MiB on, uses non-temporal stores, which send the
+// message to memory just before the consumer reads it (measured: 1 MiB
+// Send+Receive between two processes ~10 % slower than C's memcpy).
+// Copying the first bytes separately aligns the rest.
+func copyIn(dst, src []byte) {
+	if len(src) >= 2048 {
+		if k := int(-uintptr(unsafe.Pointer(unsafe.SliceData(dst))) & 15); k != 0 {
+			copy(dst[:k], src)
+			dst, src = dst[k:], src[k:]
+		}
+	}
+	copy(dst, src)
 }
 
 // Claim reserves room for a message of n bytes and returns it, in the ring,
 // for the caller to fill; [Producer.Commit] then publishes it. It blocks
 // while the ring is full and fails as Send does. Nothing else may be sent
 // on this Producer between Claim and Commit.
-func (p *Producer) Claim(n int) ([]byte, error) { return p.claim(context.Background(), n, true) }
+func (p *Producer) Claim(n int) ([]byte, error) {
+	if buf := p.fastClaim(n); buf != nil {
+		return buf, nil
+	}
+	return p.claim(context.Background(), n, true)
+}
 
 // TryClaim is Claim without blocking: a full ring gives [ErrFull].
 func (p *Producer) TryClaim(n int) ([]byte, error) { return p.claim(context.Background(), n, false) }
@@ -129,6 +166,31 @@ func (p *Producer) commit() {
 		r.h.Tail.Store(p.tail)
 	}
 	r.wakeConsumer()
+}
+
+// fastClaim is the common case of claim on a single-producer ring: the
+// record fits before the end of the ring and in the free space last seen.
+// It returns nil whenever anything else is needed (padding, a fresh head,
+// waiting, an error), and claim then does the full work. It is kept small
+// and free of waiting state so that a busy producer spends a few
+// instructions per message.
+func (p *Producer) fastClaim(n int) []byte {
+	r := p.r
+	if p.closed || p.claimed || r.multi || uint(n) > uint(r.maxMsg) ||
+		r.h.ConsumerState.Load() == consumerClosed {
+		return nil
+	}
+	size := align(uint64(n) + recordHeader)
+	tail := p.tail
+	idx := tail & r.mask
+	if size > r.cap-idx || size > r.cap-(tail-p.headCache) {
+		return nil
+	}
+	p.claimed = true
+	p.claimIdx = idx
+	p.claimLen = int32(uint64(n) + recordHeader)
+	p.claimEnd = tail + size
+	return r.data[idx+recordHeader : idx+recordHeader+uint64(n) : idx+recordHeader+uint64(n)]
 }
 
 func (p *Producer) claim(ctx context.Context, n int, block bool) ([]byte, error) {

@@ -678,3 +678,30 @@ func waitFor(t *testing.T, out *syncBuffer, s string) {
 }
 
 var _ = os.Getpid
+
+// TestLargeCopyIn sends messages large enough for copyIn's aligned copy, at
+// every 8-byte record offset, and checks every byte.
+func TestLargeCopyIn(t *testing.T) {
+	r, err := Create(testName(t), 1<<14, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p, _ := r.Producer()
+	c, _ := r.Consumer()
+	buf := make([]byte, r.MaxMessage())
+	for i := range 200 {
+		n := 2048 + i*37%4000
+		msg := make([]byte, n)
+		for j := range msg {
+			msg[j] = byte(i + j*7)
+		}
+		if err := p.Send(msg); err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.Receive(buf)
+		if err != nil || !bytes.Equal(buf[:got], msg) {
+			t.Fatalf("message %d (%d bytes): got %d bytes, %v; contents differ", i, n, got, err)
+		}
+	}
+}
