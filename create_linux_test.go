@@ -15,8 +15,9 @@ func init() {
 	children["createmmapfail"] = childCreateMmapFail
 }
 
-// childCreateMmapFail lowers RLIMIT_AS to just above what the process uses,
-// so that mapping a new 256 MiB segment fails, and reports what Create said.
+// childCreateMmapFail lowers RLIMIT_AS to what the process uses plus 256 MiB
+// (room for the runtime, and the race detector, to keep allocating), so
+// that mapping a new 1 GiB segment fails, and reports what Create said.
 func childCreateMmapFail(args []string) int {
 	status, err := os.ReadFile("/proc/self/status")
 	if err != nil {
@@ -35,11 +36,11 @@ func childCreateMmapFail(args []string) int {
 	if err := unix.Getrlimit(unix.RLIMIT_AS, &old); err != nil {
 		return childFail("getrlimit: %v", err)
 	}
-	lim := unix.Rlimit{Cur: vmKB<<10 + 32<<20, Max: old.Max}
+	lim := unix.Rlimit{Cur: vmKB<<10 + 256<<20, Max: old.Max}
 	if err := unix.Setrlimit(unix.RLIMIT_AS, &lim); err != nil {
 		return childFail("setrlimit: %v", err)
 	}
-	s, err := Create(args[0], 256<<20)
+	s, err := Create(args[0], 1<<30)
 	unix.Setrlimit(unix.RLIMIT_AS, &old)
 	if err == nil {
 		s.Close()
