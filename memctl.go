@@ -1,8 +1,10 @@
 package shm
 
-// This file uses unsafe in touchPages only: to reach each page of the
-// mapping as a 32-bit word for an atomic add of zero, which faults the page
-// in without changing data another process may be writing.
+// This file holds the memory controls on a mapped segment: locking it in
+// RAM, prefaulting it, advice to the kernel, and residency. It uses unsafe in
+// touchEach only: to reach each page of the mapping as a 32-bit word for an
+// atomic add of zero, which faults the page in without changing data another
+// process may be writing.
 
 import (
 	"fmt"
@@ -11,10 +13,6 @@ import (
 	"sync/atomic"
 	"unsafe"
 )
-
-// This file holds the memory controls on a mapped segment: locking it in
-// RAM, prefaulting it, advice to the kernel, and residency. It uses unsafe
-// only to touch one word per page when prefaulting by hand.
 
 // Advice is a hint to the kernel about how a segment's memory will be used
 // (madvise(2)). It is a hint: the data never changes because of it.
@@ -44,7 +42,8 @@ const (
 	// is an error matching errors.ErrUnsupported.
 	AdviseHugePage
 	// AdviseNoHugePage asks for no transparent huge pages (Linux,
-	// MADV_NOHUGEPAGE).
+	// MADV_NOHUGEPAGE). Elsewhere it is an error matching
+	// errors.ErrUnsupported.
 	AdviseNoHugePage
 )
 
@@ -181,8 +180,9 @@ func pageCount(n, pg int) int {
 // every process that maps it. On Linux, pages reserved by Create's fallocate
 // but never touched are not counted. Since Linux 5.0, the answer covers the
 // shared pages only when this process could open the segment for writing;
-// otherwise only pages it has touched itself are counted. On systems
-// without mincore it returns an error matching errors.ErrUnsupported.
+// otherwise only pages it has touched itself are counted. It works on
+// Linux, macOS (mincore through libSystem) and FreeBSD; elsewhere it returns
+// an error matching errors.ErrUnsupported.
 func (s *Segment) Resident() (int, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

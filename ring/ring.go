@@ -3,9 +3,10 @@
 // see [Options.Producers]) sends, without a system call on a busy ring and
 // without copying through an intermediate buffer.
 //
-// The ring lives in a segment made with [shm.Create]. Its layout (byte
-// offsets in the header and slot structs below, and in the README) is fixed
-// by [Version] so that C or Python peers can implement it.
+// The ring lives in a segment made with [shm.Create]. Its layout, fixed by
+// [Version] so that C or Python peers can implement it, is given byte by byte
+// in the header and slot structs in ring.go and in the README's "Memory
+// layout" table.
 //
 // # Ends
 //
@@ -26,8 +27,10 @@
 // Each end records its process ID and the process start time in the header.
 // Closing an end is seen by the other side: a blocked Receive returns io.EOF
 // once every producer has closed and the ring is drained. A peer that dies
-// without closing is detected within about 100 ms by a blocked peer, which
-// then gets an error matching [ErrPeerDead].
+// without closing is detected by a blocked peer, which checks on it every
+// 100 ms, and that peer then gets an error matching [ErrPeerDead]. On Linux
+// the start time guards against a reused PID; on other Unix systems only the
+// PID is checked (kill(pid, 0)).
 //
 // # Hostile peers
 //
@@ -79,12 +82,19 @@ var (
 	ErrBusy = errors.New("shm: ring: end already attached by a live process")
 )
 
-// Layout constants. Offsets are in bytes from the start of the segment;
-// words are in the host's byte order.
+// Magic and Version identify a ring and its layout in the first 12 bytes of
+// the segment: Magic is the 64-bit word at offset 0 (the bytes "SHMRING\x00"
+// read as a little-endian uint64), stored last by [Create]; Version is the
+// 32-bit layout version at offset 8. Words are in the host's byte order.
 const (
-	Magic   = 0x00474e49524d4853 // the bytes "SHMRING\x00" read as a little-endian uint64
+	// Magic is the value of the word at offset 0 of a ring's segment.
+	Magic = 0x00474e49524d4853
+	// Version is the layout version this package reads and writes.
 	Version = 1
+)
 
+// Layout constants. Offsets are in bytes from the start of the segment.
+const (
 	lineSize    = 64
 	slotsOffset = 384 // first producer slot
 	slotSize    = 64
@@ -165,8 +175,9 @@ type Options struct {
 	// message whose record fills the whole ring. Set by Create only.
 	MaxMessage int
 	// Producers is the number of producer slots: 0 or 1 makes a
-	// single-producer ring; more makes a multi-producer ring on which up to
-	// that many producers may be attached at once. Set by Create only.
+	// single-producer ring; more (at most 1024) makes a multi-producer ring
+	// on which up to that many producers may be attached at once. Set by
+	// Create only.
 	Producers int
 	// Polling makes this process's ends spin instead of sleeping in the
 	// kernel while they wait: lowest latency, one busy core per waiting end.
@@ -193,7 +204,7 @@ type Ring struct {
 	start uint64 // this process's start token
 }
 
-// Size returns the segment size needed for a ring of the given capacity and
+// segmentSize returns the segment size needed for a ring of the given capacity and
 // producer slots.
 func segmentSize(capacity uint64, slots int) (dataOff, size uint64) {
 	dataOff = uint64(slotsOffset + slots*slotSize)
