@@ -97,16 +97,14 @@
 // sleep in the kernel through [Wait] and [Wake], which are exported for
 // building other primitives on 32-bit words in shared memory.
 //
-// A Mutex records the process that holds it. If that process dies without
-// unlocking, a waiting process takes the lock over within about 50
-// milliseconds and [Mutex.LockContext] reports [ErrOwnerDead] with the lock
-// held: the data the lock guarded may be inconsistent and should be checked
-// before unlocking. [Mutex.Lock] takes over silently. Processes that share a
-// Mutex must be in one PID namespace.
-//
-// On Linux, waiting uses futex(2) in its shared form and liveness is read
-// from /proc; on macOS __ulock_wait/__ulock_wake; on FreeBSD _umtx_op.
-// Elsewhere Wait polls and a dead owner is never detected.
+// A Mutex records the process that holds it (PID and start time). A waiting
+// process checks every 50 milliseconds whether that process still lives; if
+// it died without unlocking, the waiter takes the lock over and
+// [Mutex.LockContext] reports [ErrOwnerDead] with the lock held: the data the
+// lock guarded may be inconsistent and should be checked before unlocking.
+// [Mutex.Lock] takes over silently. Processes that share a Mutex must be in
+// one PID namespace. [Semaphore.Post] fails with [ErrSemaphoreOverflow] at a
+// count of math.MaxInt32.
 //
 // # Message ring
 //
@@ -114,18 +112,35 @@
 // package: one consumer, one or many producers, in separate processes.
 // Messages are copied in and out with Send and Receive, or written and read
 // in place with Claim/Commit and Read/Release. A busy ring makes no system
-// calls; a waiting end spins, then sleeps with Wait, and is woken with Wake
-// only when it sleeps. Closing an end is seen by the other (io.EOF,
+// calls; a waiting end spins, then sleeps with [Wait], and is woken with
+// [Wake] only when it sleeps. Closing an end is seen by the other (io.EOF,
 // ErrPeerClosed); a peer that dies is detected within a bounded time
 // (ErrPeerDead). Everything read from the segment is validated
 // (ErrCorrupt). The layout is documented for C and Python peers.
 //
 // # Platforms
 //
-// Linux uses files in /dev/shm directly, as glibc does. macOS calls
-// libSystem's shm_open and shm_unlink without cgo; there a segment can be
-// sized only once, its size is rounded up to a page, names are limited to 31
-// bytes counting the slash, and segments cannot be listed. FreeBSD uses the
-// shm_open2 system call. On every other system the package compiles and every
-// call returns an error matching errors.ErrUnsupported.
+// Linux uses files in /dev/shm directly, as glibc does; Wait is futex(2) in
+// its shared form, and a lock owner's liveness is read from /proc.
+//
+// macOS calls libSystem's shm_open, shm_unlink, mincore and
+// __ulock_wait/__ulock_wake without cgo. There a segment can be sized only
+// once, its size is rounded up to a page, names are limited to 31 bytes
+// counting the slash, segments cannot be listed, and a new name exists,
+// empty, until the creator has sized it ([OpenFile] with O_CREATE waits that
+// out; a plain [Open] in that moment fails with fs.ErrInvalid).
+//
+// FreeBSD uses the shm_open2 system call and _umtx_op; a dead lock owner is
+// detected on 64-bit systems only. As on macOS, a new name exists until it is
+// sized.
+//
+// Anonymous segments are a memfd on Linux, a SHM_ANON object on FreeBSD and a
+// name unlinked at once on macOS. Seals exist on Linux only. [Segment.Lock],
+// [Segment.Prefault], [Segment.Advise] and [Segment.Resident] work on all
+// three; the huge-page advice is Linux only.
+//
+// On every other system the package compiles: calls that create, open, map,
+// pass or remove a segment return an error matching errors.ErrUnsupported,
+// and [Wait] polls, so a [Mutex] or [Semaphore] works there but a dead owner
+// is never detected.
 package shm
