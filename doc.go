@@ -36,7 +36,8 @@
 // that crashed. Decide which process owns the name and unlinks it.
 // [CreateTemp] picks a fresh random name. The command shmctl
 // (cmd/shmctl) lists segments with the processes that use them, and
-// "shmctl gc" removes those that no live process uses.
+// "shmctl gc" removes those that no live process uses and that have not
+// changed for a while (-age, default an hour); both work on Linux only.
 //
 // [CreateAnonymous] makes a segment with no name, freed with its last
 // descriptor and mapping; share it with [SendSegment] and [ReceiveSegment]
