@@ -110,12 +110,10 @@ const (
 
 	flagMultiProducer = 1
 
-	minCapacity     = 64
-	maxCapacity     = 1 << 30 // record lengths are int32
-	maxProducers    = 1024
-	defaultMPSlots  = 16
-	livenessEvery   = 100 * time.Millisecond
-	defaultSpinNsec = 0
+	minCapacity   = 64
+	maxCapacity   = 1 << 30 // record lengths are int32
+	maxProducers  = 1024
+	livenessEvery = 100 * time.Millisecond
 )
 
 // header is the fixed part of the ring at offset 0 of the segment. Each
