@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mindmeld-go/shm"
@@ -45,7 +46,7 @@ func main() {
 	fmt.Printf("wrote %q to %s; waiting up to %v for a reader (Ctrl-C to stop)\n", *msg, s.Name(), *wait)
 
 	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, os.Interrupt)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM) // either way, remove the name
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	timeout := time.After(*wait)
