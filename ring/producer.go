@@ -357,11 +357,21 @@ func (p *Producer) tryClaimMulti(n int, size uint64) ([]byte, error) {
 				r.words[idx/8].Store(pack(int32(pad), typePadding))
 				p.slot.Claim.Store(0)
 				r.wakeConsumer()
+			} else {
+				// Withdraw the announcement: a claim left in the slot
+				// after a failed CAS names the record another producer
+				// won, and if that one dies, the consumer's unblock
+				// waits for us, live, forever.
+				p.slot.Claim.Store(0)
 			}
 			continue
 		}
 		p.slot.Claim.Store(tail + 1)
+		if testHook != nil {
+			testHook("claim cas")
+		}
 		if !h.Tail.CompareAndSwap(tail, tail+pad+size) {
+			p.slot.Claim.Store(0) // see above
 			fresh = false
 			continue
 		}

@@ -420,6 +420,10 @@ func (r *Ring) alive(pid, start uint64) bool {
 	return start == 0 || tok == 0 || tok == start
 }
 
+// testHook, when set by a test, is called at named points where a test
+// needs to make another process act in a race window. It is nil otherwise.
+var testHook func(point string)
+
 // pack builds a record header word.
 func pack(length int32, typ int32) uint64 {
 	return uint64(uint32(length)) | uint64(uint32(typ))<<32
