@@ -29,20 +29,34 @@ func (r *Ring) Consumer() (*Consumer, error) {
 	me := uint64(os.Getpid())
 	for {
 		pid := h.ConsumerPid.Load()
-		if pid != 0 {
-			if r.alive(pid, h.ConsumerStart.Load()) {
-				return nil, fmt.Errorf("shm: ring %s: consumer: %w (pid %d)", r.Name(), ErrBusy, pid)
+		if pid == 0 {
+			if h.ConsumerPid.CompareAndSwap(0, me) {
+				break
 			}
+			continue
 		}
-		if h.ConsumerPid.CompareAndSwap(pid, me) {
-			break
+		start := h.ConsumerStart.Load()
+		if h.ConsumerPid.Load() != pid {
+			continue
 		}
+		if r.alive(pid, start) {
+			return nil, fmt.Errorf("shm: ring %s: consumer: %w (pid %d)", r.Name(), ErrBusy, pid)
+		}
+		// A dead consumer: free the end, start token first (see reap),
+		// then take it as a free one.
+		if h.ConsumerStart.CompareAndSwap(start, 0) {
+			h.ConsumerPid.CompareAndSwap(pid, 0)
+		}
+	}
+	if testHook != nil {
+		testHook("consumer attached")
 	}
 	h.ConsumerStart.Store(r.start)
 	h.ConsumerState.Store(consumerAttached)
 	c := &Consumer{r: r, deathsSeen: h.Deaths.Load()}
 	head, tail := h.Head.Load(), h.Tail.Load()
 	if head%recordAlign != 0 || tail%recordAlign != 0 || tail-head > r.cap {
+		h.ConsumerStart.Store(0)
 		h.ConsumerPid.Store(0)
 		return nil, corruptf(r.Name(), "head %d, tail %d, capacity %d", head, tail, r.cap)
 	}
@@ -347,12 +361,21 @@ func (c *Consumer) checkProducers() error {
 }
 
 // reap frees slot s if its process is dead, counting the death.
+//
+// An owner's start token is cleared before its PID, by Close and here:
+// a new owner takes a free slot (PID 0 to its own) before it can store its
+// token, and a stale token left meanwhile would make it look like a reused
+// PID, so that another process would reap the slot of a live producer.
 func reap(r *Ring, s *slot) bool {
 	pid := s.Pid.Load()
-	if pid == 0 || r.alive(pid, s.Start.Load()) {
+	if pid == 0 {
 		return false
 	}
-	if !s.Pid.CompareAndSwap(pid, 0) {
+	start := s.Start.Load()
+	if s.Pid.Load() != pid || r.alive(pid, start) {
+		return false
+	}
+	if !s.Start.CompareAndSwap(start, 0) || !s.Pid.CompareAndSwap(pid, 0) {
 		return false
 	}
 	r.h.Producers.Add(^uint32(0))
@@ -422,7 +445,10 @@ func (c *Consumer) Close() error {
 	c.closed = true
 	h := c.r.h
 	h.ConsumerState.Store(consumerClosed)
-	h.ConsumerPid.CompareAndSwap(uint64(os.Getpid()), 0)
+	if me := uint64(os.Getpid()); h.ConsumerPid.Load() == me {
+		h.ConsumerStart.Store(0) // before the PID: see reap
+		h.ConsumerPid.CompareAndSwap(me, 0)
+	}
 	c.r.removeEnd(c)
 	// Wake sleeping producers unconditionally so they see the state.
 	h.ProducerWaiting.Store(0)

@@ -54,11 +54,15 @@ func (r *Ring) Producer() (*Producer, error) {
 	if s == nil {
 		return nil, fmt.Errorf("shm: ring %s: producer: %w (%d slots)", r.Name(), ErrBusy, len(r.slots))
 	}
+	if testHook != nil {
+		testHook("producer attached")
+	}
 	s.Start.Store(r.start)
 	s.Claim.Store(0)
 	p := &Producer{r: r, slot: s}
 	head, tail := h.Head.Load(), h.Tail.Load()
 	if head%recordAlign != 0 || tail%recordAlign != 0 || tail-head > r.cap {
+		s.Start.Store(0)
 		s.Pid.Store(0)
 		return nil, corruptf(r.Name(), "head %d, tail %d, capacity %d", head, tail, r.cap)
 	}
@@ -406,8 +410,11 @@ func (p *Producer) Close() error {
 	}
 	p.claimed = false
 	p.slot.Claim.Store(0)
-	if p.slot.Pid.CompareAndSwap(uint64(os.Getpid()), 0) {
-		r.h.Producers.Add(^uint32(0))
+	if me := uint64(os.Getpid()); p.slot.Pid.Load() == me {
+		p.slot.Start.Store(0) // before the PID: see reap
+		if p.slot.Pid.CompareAndSwap(me, 0) {
+			r.h.Producers.Add(^uint32(0))
+		}
 	}
 	r.removeEnd(p)
 	h := r.h

@@ -3,8 +3,11 @@ package ring
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +15,131 @@ import (
 )
 
 // Regression tests from the adversarial review (notes/ringreview.md).
+
+func init() {
+	children["attachclose"] = childAttachClose
+	children["attachpause"] = childAttachPause
+	children["attachhang"] = childAttachHang
+}
+
+// attachEnd attaches end ("producer" or "consumer") to r.
+func attachEnd(r *Ring, end string) (interface{ Close() error }, error) {
+	if end == "producer" {
+		return r.Producer()
+	}
+	return r.Consumer()
+}
+
+// childAttachClose: name end — attaches end and closes it.
+func childAttachClose(args []string) int {
+	r, err := Open(args[0], nil)
+	if err != nil {
+		return childFail("open: %v", err)
+	}
+	defer r.Close()
+	e, err := attachEnd(r, args[1])
+	if err != nil {
+		return childFail("attach: %v", err)
+	}
+	if err := e.Close(); err != nil {
+		return childFail("close: %v", err)
+	}
+	return 0
+}
+
+// childAttachHang: name end — attaches end, says "attached" and waits to
+// be killed.
+func childAttachHang(args []string) int {
+	r, err := Open(args[0], nil)
+	if err != nil {
+		return childFail("open: %v", err)
+	}
+	if _, err := attachEnd(r, args[1]); err != nil {
+		return childFail("attach: %v", err)
+	}
+	fmt.Println("attached")
+	time.Sleep(time.Hour)
+	return 0
+}
+
+// childAttachPause: name end flag — attaches end, stopping between taking
+// the end (its PID stored) and storing its start token: it says
+// "attaching" and waits there until the file flag exists. Then it says
+// "attached" and closes the end.
+func childAttachPause(args []string) int {
+	r, err := Open(args[0], nil)
+	if err != nil {
+		return childFail("open: %v", err)
+	}
+	defer r.Close()
+	testHook = func(point string) {
+		if point != args[1]+" attached" {
+			return
+		}
+		fmt.Println("attaching")
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if _, err := os.Stat(args[2]); err == nil {
+				break
+			}
+		}
+	}
+	e, err := attachEnd(r, args[1])
+	if err != nil {
+		return childFail("attach: %v", err)
+	}
+	fmt.Println("attached")
+	e.Close()
+	return 0
+}
+
+// TestAttachWindow: an end (the consumer, or a single-producer ring's
+// producer) was held by one process, which closed it or was killed; a
+// second process is attaching it, its PID stored but not yet its start
+// token. A third attacher must get ErrBusy. Before the fix the first
+// owner's token was left behind, so the second process looked like a
+// reused PID: the third reaped it (counting a death) and took the end too,
+// giving two producers or two consumers.
+func TestAttachWindow(t *testing.T) {
+	for _, end := range []string{"producer", "consumer"} {
+		for _, how := range []string{"closed", "killed"} {
+			t.Run(end+"/"+how, func(t *testing.T) {
+				r := newRing(t, 1024, nil)
+				if how == "closed" {
+					runChild(t, "attachclose", r.Name(), end)
+				} else {
+					cmd, out := startChild(t, "attachhang", r.Name(), end)
+					waitFor(t, out, "attached")
+					cmd.Process.Kill()
+					cmd.Wait()
+				}
+				flag := filepath.Join(t.TempDir(), "go")
+				cmd, out := startChild(t, "attachpause", r.Name(), end, flag)
+				waitFor(t, out, "attaching")
+				e, err := attachEnd(r, end)
+				if err == nil {
+					e.Close()
+				}
+				deaths := r.h.Deaths.Load()
+				if err := os.WriteFile(flag, nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if werr := cmd.Wait(); werr != nil {
+					t.Errorf("attaching child: %v\n%s", werr, out)
+				}
+				if !errors.Is(err, ErrBusy) {
+					t.Fatalf("attaching the %s while another process is attaching it = %v, want ErrBusy", end, err)
+				}
+				want := uint32(0)
+				if end == "producer" && how == "killed" {
+					want = 1 // the killed producer, reaped by the second process
+				}
+				if deaths != want {
+					t.Fatalf("%d producer deaths counted, want %d", deaths, want)
+				}
+			})
+		}
+	}
+}
 
 // TestLostCASLeavesNoClaim: producer P announces a claim and loses the tail
 // CAS to producer Q, a child process, which then dies holding that claim
