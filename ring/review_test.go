@@ -224,3 +224,48 @@ func TestLostCASLeavesNoClaim(t *testing.T) {
 		t.Fatalf("Receive after Close = %v, want io.EOF", err)
 	}
 }
+
+// TestProducerAttachBusyMulti: a producer attaches to a multi-producer ring
+// while the consumer and another producer move both positions between its
+// loads of the head and the tail. Before the fix it compared the old head
+// with the new tail and failed with ErrCorrupt.
+func TestProducerAttachBusyMulti(t *testing.T) {
+	r := newRing(t, 64, &Options{Producers: 2})
+	c, _ := r.Consumer()
+	p1, _ := r.Producer()
+	msg, buf := make([]byte, 24), make([]byte, 64)
+	for range 2 {
+		if err := p1.Send(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testHook = func(point string) {
+		if point != "producer positions" {
+			return
+		}
+		for range 2 {
+			if _, err := c.Receive(buf); err != nil {
+				t.Error(err)
+			}
+			if err := p1.Send(msg); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	p2, err := r.Producer()
+	testHook = nil
+	if err != nil {
+		t.Fatalf("Producer on a busy ring: %v", err)
+	}
+	for range 2 {
+		if _, err := c.Receive(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p2.Send(msg); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Receive(buf); n != 24 || err != nil {
+		t.Fatalf("Receive from the new producer = %d, %v", n, err)
+	}
+}
