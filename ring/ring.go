@@ -372,6 +372,12 @@ func (r *Ring) Segment() *shm.Segment { return r.seg }
 
 // Close closes the ends attached through r and unmaps the ring. It does not
 // remove the name: see [Ring.Unlink].
+//
+// Close must not run while another goroutine is inside a call on one of
+// r's ends (Send, Receive, Claim, Read and the rest) or still holds a slice
+// from Claim or Read: the memory they use is unmapped, and touching it then
+// crashes the program, as with [shm.Segment.Close]. Finish or cancel those
+// calls first.
 func (r *Ring) Close() error {
 	r.mu.Lock()
 	ends := r.ends
