@@ -5,7 +5,6 @@ package shm
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -116,7 +115,13 @@ func processStart(pid int) (uint64, error) {
 		return 0, fmt.Errorf("shm: process %d: %w", pid, os.ErrProcessDone)
 	}
 	if unsafe.Sizeof(uintptr(0)) != 8 {
-		return 0, fmt.Errorf("shm: process start time on 32-bit FreeBSD: %w", errors.ErrUnsupported)
+		// The kinfo_proc offsets below are for LP64. On 32-bit systems
+		// tell only whether the process exists (kill(2) with signal 0):
+		// token 0, no protection against PID reuse.
+		if err := unix.Kill(pid, 0); err == unix.ESRCH {
+			return 0, fmt.Errorf("shm: process %d: %w", pid, os.ErrProcessDone)
+		}
+		return 0, nil
 	}
 	buf, err := unix.SysctlRaw("kern.proc.pid", pid)
 	switch {

@@ -37,21 +37,21 @@ func TestParseStat(t *testing.T) {
 }
 
 func TestProcessStart(t *testing.T) {
-	a, err := processStart(os.Getpid())
+	a, err := ProcessStart(os.Getpid())
 	if err != nil || a == 0 {
-		t.Fatalf("processStart(self) = %d, %v", a, err)
+		t.Fatalf("ProcessStart(self) = %d, %v", a, err)
 	}
-	if b, _ := processStart(os.Getpid()); b != a {
-		t.Fatalf("processStart(self) changed: %d then %d", a, b)
+	if b, _ := ProcessStart(os.Getpid()); b != a {
+		t.Fatalf("ProcessStart(self) changed: %d then %d", a, b)
 	}
 	cmd := exec.Command("true")
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := processStart(cmd.Process.Pid); !errors.Is(err, os.ErrProcessDone) {
-		t.Errorf("processStart(reaped child) = %v, want os.ErrProcessDone", err)
+	if _, err := ProcessStart(cmd.Process.Pid); !errors.Is(err, os.ErrProcessDone) {
+		t.Errorf("ProcessStart(reaped child) = %v, want os.ErrProcessDone", err)
 	}
-	if _, err := processStart(0); !errors.Is(err, os.ErrProcessDone) {
-		t.Errorf("processStart(0) = %v, want os.ErrProcessDone", err)
+	if _, err := ProcessStart(0); !errors.Is(err, os.ErrProcessDone) {
+		t.Errorf("ProcessStart(0) = %v, want os.ErrProcessDone", err)
 	}
 }

@@ -63,3 +63,18 @@ type waitTimeoutError struct{}
 func (waitTimeoutError) Error() string        { return "shm: wait timed out" }
 func (waitTimeoutError) Timeout() bool        { return true }
 func (waitTimeoutError) Is(target error) bool { return target == os.ErrDeadlineExceeded }
+
+// ProcessStart returns a token that identifies the running process pid: its
+// start time, as the platform records it (on Linux, field 22 of
+// /proc/PID/stat; on macOS and FreeBSD, the kern.proc.pid sysctl). A later
+// process given the same PID gets a different token, so a program that
+// stores a PID in shared memory can store the token beside it and tell a
+// dead peer from a reused PID, as [Mutex] does.
+//
+// It returns an error matching os.ErrProcessDone if pid names no process,
+// or a zombie. A token of 0 means the platform gives no start time (only
+// whether the process exists). Any other error means the answer is unknown:
+// treat the process as alive. Where the platform cannot tell at all, the
+// error matches errors.ErrUnsupported. Tokens are comparable only on one
+// host and within one PID namespace.
+func ProcessStart(pid int) (uint64, error) { return processStart(pid) }

@@ -28,9 +28,9 @@
 // Closing an end is seen by the other side: a blocked Receive returns io.EOF
 // once every producer has closed and the ring is drained. A peer that dies
 // without closing is detected by a blocked peer, which checks on it every
-// 100 ms, and that peer then gets an error matching [ErrPeerDead]. On Linux
-// the start time guards against a reused PID; on other Unix systems only the
-// PID is checked (kill(pid, 0)).
+// 100 ms, and that peer then gets an error matching [ErrPeerDead]. Each end
+// records its PID and start time ([shm.ProcessStart]), so a reused PID is not
+// taken for a live peer.
 //
 // # Hostile peers
 //
@@ -343,7 +343,7 @@ func attach(seg *shm.Segment, polling bool) (*Ring, error) {
 	if err != nil {
 		return nil, err
 	}
-	start, _ := processStart(os.Getpid())
+	start, _ := shm.ProcessStart(os.Getpid())
 	return &Ring{
 		seg: seg, h: h, slots: sl, words: words, plain: plain, data: data,
 		cap: capacity, mask: capacity - 1, maxMsg: int(maxMsg),
@@ -419,7 +419,7 @@ func (r *Ring) alive(pid, start uint64) bool {
 	if int(pid) == os.Getpid() {
 		return start == 0 || r.start == 0 || start == r.start
 	}
-	tok, err := processStart(int(pid))
+	tok, err := shm.ProcessStart(int(pid))
 	if err != nil {
 		return !errors.Is(err, os.ErrProcessDone)
 	}
