@@ -72,26 +72,16 @@ func (r *Ring) Consumer() (*Consumer, error) {
 // the ring is drained it returns io.EOF; see [ErrPeerDead] for a producer
 // that died.
 func (c *Consumer) Receive(buf []byte) (int, error) {
-	if msg := c.fastRead(); msg != nil {
-		if len(msg) <= len(buf) {
-			n := copy(buf, msg)
-			c.release()
-			return n, nil
-		}
-		c.pending = 0 // receive reports the short buffer
+	if n, ok := c.fastReceive(buf); ok {
+		return n, nil
 	}
 	return c.receive(context.Background(), buf, true)
 }
 
 // TryReceive is Receive without blocking: an empty ring gives [ErrEmpty].
 func (c *Consumer) TryReceive(buf []byte) (int, error) {
-	if msg := c.fastRead(); msg != nil {
-		if len(msg) <= len(buf) {
-			n := copy(buf, msg)
-			c.release()
-			return n, nil
-		}
-		c.pending = 0 // receive reports the short buffer
+	if n, ok := c.fastReceive(buf); ok {
+		return n, nil
 	}
 	return c.receive(context.Background(), buf, false)
 }
@@ -99,6 +89,23 @@ func (c *Consumer) TryReceive(buf []byte) (int, error) {
 // ReceiveContext is Receive, giving up with ctx's error when ctx is done.
 func (c *Consumer) ReceiveContext(ctx context.Context, buf []byte) (int, error) {
 	return c.receive(ctx, buf, true)
+}
+
+// fastReceive copies out the next message if fastRead finds one that fits
+// in buf; otherwise the caller takes the full path, which also reports a
+// short buffer.
+func (c *Consumer) fastReceive(buf []byte) (int, bool) {
+	msg := c.fastRead()
+	if msg == nil {
+		return 0, false
+	}
+	if len(msg) > len(buf) {
+		c.pending = 0 // left in the ring for receive to report
+		return 0, false
+	}
+	n := copy(buf, msg)
+	c.release()
+	return n, true
 }
 
 func (c *Consumer) receive(ctx context.Context, buf []byte, block bool) (int, error) {
