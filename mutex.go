@@ -7,8 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
-	"os"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -31,29 +29,33 @@ var ErrOwnerDead = errors.New("shm: previous owner died holding the lock")
 // it may be unlocked by another goroutine of the process that locked it,
 // and locking it twice in one process without unlocking deadlocks.
 //
-// Owner death: the Mutex records the locking process's identity (its PID
-// and start time). A process waiting for the lock checks every 50ms whether
-// that process still lives; if it died (killed, crashed, or exited while
-// holding the lock), the waiter takes the lock over. [Mutex.LockContext]
-// then returns [ErrOwnerDead] with the lock held; [Mutex.Lock], which
-// cannot return an error, takes the lock silently. Use LockContext where
-// the guarded data could be left inconsistent by a crash. The start time
-// guards against PID reuse: a new process that was given the dead owner's
-// PID is not mistaken for it.
+// Owner death: the Mutex records the locking process's token
+// ([ProcessToken]). A process waiting for the lock asks the kernel, through
+// the segment the Mutex lies in ([Segment.AfterPeer]), to be told when the
+// owner no longer maps that segment: it was killed, crashed, exited, or
+// closed the segment while holding the lock. The waiter then takes the lock
+// over, within microseconds on Linux. [Mutex.LockContext] returns
+// [ErrOwnerDead] with the lock held; [Mutex.Lock], which cannot return an
+// error, takes the lock silently. Use LockContext where the guarded data
+// could be left inconsistent by a crash. While the owner lives, a waiter
+// sleeps in the kernel and looks around once a second at most.
 //
-// All processes sharing a Mutex must be in the same PID namespace (on Linux,
-// the same container, or the host): a process's PID means nothing in
-// another namespace, and a waiter there could take for dead an owner that
-// lives. Where the platform cannot tell whether a process lives, owners are
-// presumed alive and a dead owner's lock is never taken over.
+// On Linux this holds across PID namespaces (containers that share
+// /dev/shm) and for a process whose main thread has exited while others
+// run: the proof of life is a lock the kernel keeps for the owner's open
+// segment, not its PID. On macOS and FreeBSD the token is the owner's PID
+// and start time, which is valid only within one PID namespace (jail), and
+// death is noticed within a second. A Mutex that lies outside any Segment
+// of this process (in memory mapped by other means) has no owner checks: a
+// dead owner's lock is never taken over.
 //
-// Layout: a Mutex is 8 bytes, one 64-bit word, and must be 8-byte aligned;
-// [View] checks that. Its low 32 bits are the word waiters sleep on: 0 when
-// unlocked, else the owner's PID, with bit 31 set when processes may be
-// waiting. The high 32 bits identify the owner's start time. A peer that
-// writes garbage into the word cannot crash this process: LockContext still
-// honours its context, and garbage that names no live process is taken over
-// as a dead owner.
+// Layout (version 2): a Mutex is 8 bytes, one 64-bit word, and must be
+// 8-byte aligned; [View] checks that. Its low 32 bits are the word waiters
+// sleep on: 0 when unlocked; else the low 30 bits of the owner's token,
+// with bit 31 set when processes may be waiting (bit 30 is 0). The high 32
+// bits hold the token's bits 30 and up. A peer that writes garbage into the
+// word cannot crash this process: LockContext still honours its context,
+// and garbage that names no live process is taken over as a dead owner.
 type Mutex struct {
 	w atomic.Uint64
 }
@@ -63,9 +65,10 @@ const (
 	mutexWaiters = 1 << 31
 	// mutexIDMask covers the bits that identify an owner.
 	mutexIDMask = 0xffffffff<<32 | mutexPidMask
-	// mutexPoll bounds each sleep of a waiter, and so how soon it notices
-	// an owner's death (and any wake-up lost with a dying waiter).
-	mutexPoll = 50 * time.Millisecond
+	// mutexPoll bounds each sleep of a waiter: the backstop for a death
+	// notice that could not be had, and for a wake-up lost with a dying
+	// waiter.
+	mutexPoll = time.Second
 )
 
 // Lock locks m, waiting as long as it takes. If the previous owner died
@@ -117,11 +120,11 @@ func (m *Mutex) unlockSlow(own uint64) {
 	for {
 		v := m.w.Load()
 		lo := uint32(v)
-		if lo&mutexPidMask != uint32(own) {
+		if v&mutexIDMask != own {
 			if lo == 0 {
 				panic("shm: Unlock of unlocked Mutex")
 			}
-			panic(fmt.Sprintf("shm: Unlock of Mutex held by process %d, not this process (%d)", lo&mutexPidMask, uint32(own)))
+			panic(fmt.Sprintf("shm: Unlock of Mutex held by another process (token %#x), not this process (%#x)", ownerToken(v), ownerToken(own)))
 		}
 		if m.w.CompareAndSwap(v, 0) {
 			if lo&mutexWaiters != 0 {
@@ -133,22 +136,21 @@ func (m *Mutex) unlockSlow(own uint64) {
 }
 
 // lockSlow waits for the lock until ctx is done. The word's low half
-// is 0 (unlocked) or the owner's PID with mutexWaiters set once someone
+// is 0 (unlocked) or the owner's token with mutexWaiters set once someone
 // sleeps. A waiter that acquires sets mutexWaiters itself, since it cannot
 // know whether others still sleep (U. Drepper, "Futexes Are Tricky",
 // mutex #2), so the unlock that follows wakes one of them.
+//
+// While it sleeps, the waiter has the owner's segment tell it when the
+// owner goes (Segment.AfterPeer), which cancels the context it sleeps
+// with; it then checks, and takes a dead owner's lock over.
 func (m *Mutex) lockSlow(ctx context.Context) error {
 	own := selfOwner()
 	ownW := own | mutexWaiters
 	addr := m.futexWord()
-	deadline, hasDeadline := ctx.Deadline()
-	if ctx.Done() != nil {
-		// Cancellation wakes every sleeper on the word; the others see a
-		// spurious wake-up and sleep again.
-		stop := context.AfterFunc(ctx, func() { futexWake(addr, math.MaxInt32) })
-		defer stop()
-	}
-	lastCheck := time.Now()
+	seg := segmentAt(unsafe.Pointer(&m.w), 8)
+	var w ownerWatch
+	defer w.stop()
 	for {
 		v := m.w.Load()
 		lo := uint32(v)
@@ -161,31 +163,84 @@ func (m *Mutex) lockSlow(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		tok := ownerToken(v)
+		wctx := ctx
+		if seg != nil && v&mutexIDMask != own {
+			if w.gone(seg, tok) {
+				if m.takeOver(v, ownW) {
+					return ErrOwnerDead
+				}
+				continue
+			}
+			wctx = w.watch(ctx, seg, tok)
+		}
 		if lo&mutexWaiters == 0 {
 			if !m.w.CompareAndSwap(v, v|mutexWaiters) {
 				continue
 			}
-			v |= mutexWaiters
 			lo |= mutexWaiters
 		}
-		wait := mutexPoll
-		if hasDeadline {
-			left := time.Until(deadline)
-			if left <= 0 {
-				return context.DeadlineExceeded
+		err := waitContext(wctx, addr, lo, mutexPoll)
+		switch {
+		case err == nil || err == errWaitTimeout:
+			if err == errWaitTimeout {
+				w.checkNext = true
 			}
-			wait = min(wait, left)
-		}
-		if err := futexWait(addr, lo, wait); err != nil && err != errWaitTimeout {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case wctx.Err() != nil:
+			// The owner went; gone checks at the top of the loop.
+		default:
 			return fmt.Errorf("shm: waiting for Mutex: %w", err)
 		}
-		if time.Since(lastCheck) >= mutexPoll {
-			lastCheck = time.Now()
-			if ownerDead(v) && m.takeOver(v, ownW) {
-				return ErrOwnerDead
-			}
-		}
 	}
+}
+
+// ownerWatch is a waiter's watch on one owner.
+type ownerWatch struct {
+	tok       uint64
+	ctx       context.Context
+	cancel    context.CancelFunc
+	stopPeer  func() bool
+	checkNext bool // ask the kernel on the next round (backstop)
+}
+
+// watch returns a context that is done when ctx is, or when the owner tok
+// no longer maps seg.
+func (w *ownerWatch) watch(ctx context.Context, seg *Segment, tok uint64) context.Context {
+	if w.ctx != nil && w.tok == tok && w.ctx.Err() == nil {
+		return w.ctx
+	}
+	w.stop()
+	w.tok = tok
+	w.ctx, w.cancel = context.WithCancel(ctx)
+	w.stopPeer = seg.AfterPeer(tok, w.cancel)
+	return w.ctx
+}
+
+// gone reports whether owner tok is known to have let go of seg. It asks
+// the kernel only when the watch fired, after a backstop timeout, or for a
+// new owner; otherwise a live owner's every wake-up would cost a system
+// call.
+func (w *ownerWatch) gone(seg *Segment, tok uint64) bool {
+	fired := w.ctx != nil && w.tok == tok && w.ctx.Err() != nil
+	if w.tok == tok && w.ctx != nil && !fired && !w.checkNext {
+		return false
+	}
+	w.checkNext = false
+	return !seg.PeerAlive(tok)
+}
+
+func (w *ownerWatch) stop() {
+	if w.stopPeer != nil {
+		w.stopPeer()
+		w.stopPeer = nil
+	}
+	if w.cancel != nil {
+		w.cancel()
+		w.cancel = nil
+	}
+	w.ctx = nil
 }
 
 // takeOver replaces the dead owner recorded in v by ownW and reports
@@ -206,22 +261,11 @@ func (m *Mutex) takeOver(v, ownW uint64) bool {
 	return false
 }
 
-// ownerDead reports whether the owner recorded in lock word v is known to
-// have died: its PID names no live process, or names one that started at
-// another time (the PID was reused). An owner whose state cannot be found
-// out is presumed alive.
-func ownerDead(v uint64) bool {
-	pid := int(uint32(v) & mutexPidMask)
-	tok := uint32(v >> 32)
-	start, err := processStart(pid)
-	if errors.Is(err, os.ErrProcessDone) {
-		return true
-	}
-	if err != nil {
-		return false
-	}
-	return tok != 0 && start != 0 && foldStart(start) != tok
-}
+// ownerToken returns the token recorded in lock word v.
+func ownerToken(v uint64) uint64 { return uint64(uint32(v)&mutexPidMask) | (v>>32)<<30 }
+
+// ownerWord returns the lock word that records token tok.
+func ownerWord(tok uint64) uint64 { return tok&mutexPidMask | (tok>>30)<<32 }
 
 // futexWord returns the address of the low 32 bits of the lock word, the
 // part waiters sleep on.
@@ -251,28 +295,5 @@ func foldStart(start uint64) uint32 {
 	return x
 }
 
-// self is this process's owner identity, as stored in a locked Mutex: the
-// folded start time in the high 32 bits, the PID in the low. 0 until first
-// use.
-var self atomic.Uint64
-
-func selfOwner() uint64 {
-	if v := self.Load(); v != 0 {
-		return v
-	}
-	return initSelfOwner()
-}
-
-func initSelfOwner() uint64 {
-	pid := os.Getpid()
-	if pid <= 0 || pid > mutexPidMask {
-		panic(fmt.Sprintf("shm: process ID %d does not fit in a Mutex", pid))
-	}
-	var tok uint32
-	if start, err := processStart(pid); err == nil {
-		tok = foldStart(start)
-	}
-	v := uint64(tok)<<32 | uint64(pid)
-	self.Store(v)
-	return v
-}
+// selfOwner is this process's identity as stored in a locked Mutex.
+func selfOwner() uint64 { return ownerWord(selfToken()) }

@@ -26,6 +26,12 @@ type Segment struct {
 	fd       int
 	data     []byte // nil once closed
 	readOnly bool
+	// presence is the offset of this mapping's presence lock in the file
+	// (see liveness.go), -1 for none.
+	presence int64
+
+	watchMu  sync.Mutex
+	watchers map[uint64]*watcher // AfterPeer's, by token
 }
 
 // newSegment maps size bytes of fd and returns the Segment owning fd. On
@@ -36,7 +42,12 @@ func newSegment(name string, fd int, size int, readOnly bool) (*Segment, error) 
 		sysClose(fd)
 		return nil, &fs.PathError{Op: "mmap", Path: name, Err: err}
 	}
-	return &Segment{name: name, fd: fd, data: data, readOnly: readOnly}, nil
+	s := &Segment{name: name, fd: fd, data: data, readOnly: readOnly, presence: -1}
+	if !readOnly {
+		s.presence = takePresence(fd)
+	}
+	registerMapping(s)
+	return s, nil
 }
 
 // Name returns the canonical name of the segment, with its leading slash:
@@ -175,6 +186,8 @@ func (s *Segment) Close() error {
 	if s.data == nil {
 		return s.errClosed("close")
 	}
+	unregisterMapping(s)
+	dropPresence(s.fd, s.presence)
 	err1 := sysUnmap(s.data)
 	err2 := sysClose(s.fd)
 	s.data = nil

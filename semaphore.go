@@ -22,7 +22,7 @@ var ErrSemaphoreOverflow = errors.New("shm: semaphore count at its maximum")
 // Semaphore must not be copied after first use.
 //
 // Post and a Wait that finds a positive count use atomic operations only.
-// A sleeping waiter wakes at least every 100ms to look at the count again,
+// A sleeping waiter wakes at least once a second to look at the count again,
 // so a wake-up lost with a process that died while being woken delays the
 // others by that much at most. A peer that writes garbage into the words
 // can make the count wrong, but cannot make a call crash, and cannot make
@@ -33,7 +33,7 @@ type Semaphore struct {
 }
 
 // semPoll bounds each sleep of a waiter.
-const semPoll = 100 * time.Millisecond
+const semPoll = time.Second
 
 // Post adds one to the count, waking one waiter if any sleeps. It returns
 // [ErrSemaphoreOverflow], changing nothing, if the count is already
@@ -103,10 +103,6 @@ func (s *Semaphore) Value() int {
 func (s *Semaphore) waitSlow(ctx context.Context) error {
 	addr := wordAddr(&s.count)
 	deadline, hasDeadline := ctx.Deadline()
-	if ctx.Done() != nil {
-		stop := context.AfterFunc(ctx, func() { futexWake(addr, math.MaxInt32) })
-		defer stop()
-	}
 	s.waiters.Add(1)
 	for {
 		if s.TryWait() {
@@ -125,8 +121,11 @@ func (s *Semaphore) waitSlow(ctx context.Context) error {
 			s.leave()
 			return err
 		}
-		if err := futexWait(addr, 0, wait); err != nil && err != errWaitTimeout {
+		if err := waitContext(ctx, addr, 0, wait); err != nil && err != errWaitTimeout {
 			s.leave()
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			return fmt.Errorf("shm: waiting for Semaphore: %w", err)
 		}
 	}
