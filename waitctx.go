@@ -26,13 +26,16 @@ func waitContext(ctx context.Context, addr *uint32, val uint32, timeout time.Dur
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if dl, ok := ctx.Deadline(); ok {
+	dl, byDeadline := ctx.Deadline()
+	if byDeadline {
 		left := time.Until(dl)
 		if left <= 0 {
 			return context.DeadlineExceeded
 		}
 		if timeout < 0 || left < timeout {
 			timeout = left
+		} else {
+			byDeadline = false
 		}
 	}
 	k := &kicker{addr: addr}
@@ -49,6 +52,11 @@ func waitContext(ctx context.Context, addr *uint32, val uint32, timeout time.Dur
 	if cerr := ctx.Err(); cerr != nil {
 		return cerr
 	}
+	if err == errWaitTimeout && byDeadline {
+		// The sleep ended at the deadline, a moment before the context's
+		// own timer marks it done.
+		return context.DeadlineExceeded
+	}
 	return err
 }
 
@@ -63,17 +71,23 @@ type kicker struct {
 
 // kick wakes the sleeper, repeating until it is no longer asleep. Waking
 // every sleeper on the word is harmless: the others see a spurious
-// wake-up, which Wait's callers handle.
+// wake-up, which Wait's callers handle. The lock is held only around each
+// wake, so that the sleeper, once up, is not held back by the pauses.
+// (Pauses are yields at first: on a virtual machine a 50µs time.Sleep
+// lasts about a millisecond, measured here.)
 func (k *kicker) kick() {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	for i := 0; !k.done && k.sleeping.Load(); i++ {
+	for i := 0; ; i++ {
+		k.mu.Lock()
+		if k.done || !k.sleeping.Load() {
+			k.mu.Unlock()
+			return
+		}
 		futexWake(k.addr, math.MaxInt32)
-		switch {
-		case i < 16:
+		k.mu.Unlock()
+		if i < 200 {
 			runtime.Gosched()
-		default:
-			time.Sleep(50 * time.Microsecond)
+		} else {
+			time.Sleep(100 * time.Microsecond)
 		}
 	}
 }
