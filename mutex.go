@@ -295,5 +295,20 @@ func foldStart(start uint64) uint32 {
 	return x
 }
 
-// selfOwner is this process's identity as stored in a locked Mutex.
-func selfOwner() uint64 { return ownerWord(selfToken()) }
+// self caches this process's identity as stored in a locked Mutex
+// (ownerWord of its token); 0 until first use. A load of it is all the
+// fast paths pay.
+var self atomic.Uint64
+
+func selfOwner() uint64 {
+	if v := self.Load(); v != 0 {
+		return v
+	}
+	return initSelfOwner()
+}
+
+func initSelfOwner() uint64 {
+	v := ownerWord(selfToken())
+	self.Store(v)
+	return v
+}
