@@ -98,14 +98,26 @@
 // sleep in the kernel through [Wait] and [Wake], which are exported for
 // building other primitives on 32-bit words in shared memory.
 //
-// A Mutex records the process that holds it (PID and start time). A waiting
-// process checks every 50 milliseconds whether that process still lives; if
-// it died without unlocking, the waiter takes the lock over and
-// [Mutex.LockContext] reports [ErrOwnerDead] with the lock held: the data the
-// lock guarded may be inconsistent and should be checked before unlocking.
-// [Mutex.Lock] takes over silently. Processes that share a Mutex must be in
-// one PID namespace. [Semaphore.Post] fails with [ErrSemaphoreOverflow] at a
-// count of math.MaxInt32.
+// A Mutex records the process that holds it by its token ([ProcessToken]).
+// A waiting process has the kernel tell it when that process no longer maps
+// the segment ([Segment.AfterPeer]); if it died without unlocking, the waiter
+// takes the lock over and [Mutex.LockContext] reports [ErrOwnerDead] with the
+// lock held: the data the lock guarded may be inconsistent and should be
+// checked before unlocking. [Mutex.Lock] takes over silently. On Linux this
+// holds across PID namespaces (see Peer liveness below). [Semaphore.Post]
+// fails with [ErrSemaphoreOverflow] at a count of math.MaxInt32.
+//
+// # Peer liveness
+//
+// Shared words that name a process hold its token, and [Segment.PeerAlive]
+// and [Segment.AfterPeer] say whether, and when no longer, that process maps
+// the segment. On Linux the answer is a lock the kernel keeps: each writable
+// mapping holds an open file description lock (fcntl F_OFD_SETLK) on a byte
+// of the segment's file past its end, derived from the token, which the
+// kernel drops only when the mapping's descriptor is closed or the whole
+// process is gone, whatever its PID namespace and whichever of its threads
+// exits first. A live process is never reported dead. Elsewhere the token
+// is the PID and start time, which is valid within one PID namespace.
 //
 // # Message ring
 //
@@ -122,7 +134,7 @@
 // # Platforms
 //
 // Linux uses files in /dev/shm directly, as glibc does; Wait is futex(2) in
-// its shared form, and a lock owner's liveness is read from /proc.
+// its shared form, and a peer's liveness is an OFD lock on the segment.
 //
 // macOS calls libSystem's shm_open, shm_unlink, mincore and
 // __ulock_wait/__ulock_wake without cgo. There a segment can be sized only
@@ -132,7 +144,7 @@
 // out; a plain [Open] in that moment fails with fs.ErrInvalid).
 //
 // FreeBSD uses the shm_open2 system call and _umtx_op; a dead lock owner is
-// detected on 64-bit systems only. As on macOS, a new name exists until it is
+// detected by PID and start time on 64-bit systems only. As on macOS, a new name exists until it is
 // sized.
 //
 // Anonymous segments are a memfd on Linux, a SHM_ANON object on FreeBSD and a

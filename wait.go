@@ -69,7 +69,12 @@ func (waitTimeoutError) Is(target error) bool { return target == os.ErrDeadlineE
 // /proc/PID/stat; on macOS and FreeBSD, the kern.proc.pid sysctl). A later
 // process given the same PID gets a different token, so a program that
 // stores a PID in shared memory can store the token beside it and tell a
-// dead peer from a reused PID, as [Mutex] does.
+// dead peer from a reused PID.
+//
+// Prefer [ProcessToken] with [Segment.PeerAlive]: a PID is meaningless in
+// another PID namespace, and a process whose main thread has exited shows
+// as a zombie here while its other threads run. On macOS and FreeBSD the
+// library's own tokens are built from this start time.
 //
 // It returns an error matching os.ErrProcessDone if pid names no process,
 // or a zombie. A token of 0 means the platform gives no start time (only
