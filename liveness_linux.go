@@ -53,24 +53,32 @@ func selfToken() uint64 { return selfTokenValue() }
 var presenceSeq atomic.Uint32
 
 // takePresence locks a byte of this process's range in fd's file and
-// returns its offset, or -1 when no lock was taken (OFD locks refused, or
-// every byte tried taken by someone). Only writable descriptors can hold a
-// write lock; read-only mappings never name this process in shared words.
-func takePresence(fd int) int64 {
+// returns its offset, or -1 when no lock was taken: OFD locks are refused
+// here (EINVAL: then peers cannot ask either, and count us alive), or every
+// byte tried is locked by someone else (then our range shows as present
+// anyway). Any other failure (ENOLCK) is an error: mapping without presence
+// would let peers take this process for dead. Only writable descriptors can
+// hold a write lock; read-only mappings never name this process in shared
+// words.
+func takePresence(fd int) (int64, error) {
 	tok := selfToken()
 	for range 64 {
 		n := uint64(presenceSeq.Add(1)-1) & (1<<presenceShift - 1)
 		off := int64(presenceBase + tok<<presenceShift + n)
 		lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: off, Len: 1}
 		err := ignoringEINTR(func() error { return unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &lk) })
-		if err == nil {
-			return off
-		}
-		if err != unix.EAGAIN && err != unix.EACCES {
-			return -1
+		switch err {
+		case nil:
+			return off, nil
+		case unix.EAGAIN, unix.EACCES:
+			continue
+		case unix.EINVAL:
+			return -1, nil
+		default:
+			return -1, err
 		}
 	}
-	return -1
+	return -1, nil
 }
 
 // dropPresence releases the lock takePresence took. Closing the descriptor
@@ -164,7 +172,7 @@ func afterPeer(s *Segment, tok uint64, f func()) func() bool {
 }
 
 func (w *watcher) run() {
-	w.wait()
+	gone := w.wait()
 	s := w.seg
 	s.watchMu.Lock()
 	if s.watchers[w.tok] == w {
@@ -176,16 +184,19 @@ func (w *watcher) run() {
 	w.fns = nil
 	w.mu.Unlock()
 	s.watchMu.Unlock()
+	if !gone {
+		return // the Segment was closed, or nobody listens: nothing to tell
+	}
 	for _, f := range fns {
 		f()
 	}
 }
 
-// wait returns once the peer is gone, or at once for a token no process
-// can have.
-func (w *watcher) wait() {
+// wait returns true once the peer is gone, or at once for a token no
+// process can have; false when it gave up (see below).
+func (w *watcher) wait() bool {
 	if !validToken(w.tok) {
-		return
+		return true
 	}
 	fd := w.reopen()
 	if fd >= 0 {
@@ -193,21 +204,24 @@ func (w *watcher) wait() {
 		err := ignoringEINTR(func() error { return unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLKW, &lk) })
 		unix.Close(fd) // drops the read lock with the open file description
 		if err == nil {
-			return
+			return true
 		}
 	}
 	// No descriptor of our own, or the kernel refused to wait: ask once a
 	// second, for as long as the Segment is open and someone listens.
 	for {
 		time.Sleep(time.Second)
+		if w.seg.Fd() < 0 {
+			return false
+		}
 		if !w.seg.PeerAlive(w.tok) {
-			return
+			return true
 		}
 		w.mu.Lock()
 		idle := len(w.fns) == 0
 		w.mu.Unlock()
-		if idle || w.seg.Fd() < 0 {
-			return
+		if idle {
+			return false
 		}
 	}
 }

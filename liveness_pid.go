@@ -87,7 +87,7 @@ func afterPeer(s *Segment, tok uint64, f func()) func() bool {
 	}
 }
 
-func takePresence(fd int) int64 { return -1 }
+func takePresence(fd int) (int64, error) { return -1, nil }
 
 func dropPresence(fd int, off int64) {}
 

@@ -44,7 +44,13 @@ func newSegment(name string, fd int, size int, readOnly bool) (*Segment, error) 
 	}
 	s := &Segment{name: name, fd: fd, data: data, readOnly: readOnly, presence: -1}
 	if !readOnly {
-		s.presence = takePresence(fd)
+		off, err := takePresence(fd)
+		if err != nil {
+			sysUnmap(data)
+			sysClose(fd)
+			return nil, &fs.PathError{Op: "fcntl F_OFD_SETLK", Path: name, Err: fmt.Errorf("taking the presence lock peers judge this process by: %w", err)}
+		}
+		s.presence = off
 	}
 	registerMapping(s)
 	return s, nil
