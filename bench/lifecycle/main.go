@@ -6,11 +6,13 @@
 //
 //   - "same": C making the calls our Linux Create/Close/Unlink make: open
 //     /dev/shm with O_TMPFILE, fchmod, fallocate, linkat of /proc/self/fd/N,
-//     mmap, munmap, close, unlink. The target is ours/same ≤ 1.10.
+//     mmap, F_OFD_SETLK (the liveness lock), F_OFD_SETLK unlock, munmap,
+//     close, unlink. The target is ours/same ≤ 1.10.
 //   - "minimal": the lecture's calls: shm_open(O_CREAT|O_RDWR), ftruncate,
 //     mmap, munmap, close, shm_unlink. same/minimal is what the guards cost.
 //   - variants of "same" dropping one guard each, so each guard's cost can be
-//     read off: no-fallocate (ftruncate instead: no reservation), no-fchmod
+//     read off: no-presence (no liveness lock), no-fallocate (ftruncate
+//     instead: no reservation), no-fchmod
 //     (umask applies), no-tmpfile (open O_CREAT|O_EXCL on the final name: the
 //     name is visible before it is sized), tmpname-link (the fallback publish:
 //     temporary name, link, unlink), open-ftruncate (none of the guards).
@@ -60,6 +62,7 @@ var cSource []byte
 var variants = []struct{ name, what string }{
 	{"same", "C, the same calls as ours"},
 	{"minimal", "C, the lecture's calls (shm_open, ftruncate)"},
+	{"no-presence", "same, without the liveness lock (F_OFD_SETLK)"},
 	{"no-fallocate", "same, ftruncate instead of fallocate"},
 	{"no-fchmod", "same, without fchmod"},
 	{"no-tmpfile", "same, open O_CREAT|O_EXCL instead of O_TMPFILE+linkat"},
@@ -235,6 +238,14 @@ func raw(name string, size, n int) (time.Duration, error) {
 		if e != 0 {
 			return 0, fmt.Errorf("mmap: %w", e)
 		}
+		lk := unix.Flock_t{Type: unix.F_WRLCK, Start: 1 << 62, Len: 1}
+		if err := unix.FcntlFlock(fd, unix.F_OFD_SETLK, &lk); err != nil {
+			return 0, fmt.Errorf("fcntl F_OFD_SETLK: %w", err)
+		}
+		lk.Type = unix.F_UNLCK
+		if err := unix.FcntlFlock(fd, unix.F_OFD_SETLK, &lk); err != nil {
+			return 0, fmt.Errorf("fcntl F_OFD_SETLK unlock: %w", err)
+		}
 		if _, _, e := unix.Syscall(unix.SYS_MUNMAP, addr, uintptr(size), 0); e != 0 {
 			return 0, fmt.Errorf("munmap: %w", e)
 		}
@@ -333,8 +344,8 @@ func compare(exe string, size, batch, rounds int) error {
 	}
 	fmt.Printf("ours/same = %.2f (target ≤ 1.10); ours/go-raw = %.2f; ours/minimal = %.2f; same/minimal (what the guards cost in C) = %.2f\n",
 		per(0)/same, per(0)/per(1), per(0)/minimal, same/minimal)
-	fmt.Printf("guard costs in C (same minus the variant without it): fallocate %+.0f ns, fchmod %+.0f ns, O_TMPFILE+linkat instead of open(O_EXCL) %+.0f ns\n\n",
-		same-v("no-fallocate"), same-v("no-fchmod"), same-v("no-tmpfile"))
+	fmt.Printf("guard costs in C (same minus the variant without it): liveness lock %+.0f ns, fallocate %+.0f ns, fchmod %+.0f ns, O_TMPFILE+linkat instead of open(O_EXCL) %+.0f ns\n\n",
+		same-v("no-presence"), same-v("no-fallocate"), same-v("no-fchmod"), same-v("no-tmpfile"))
 	return nil
 }
 

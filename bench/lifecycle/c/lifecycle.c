@@ -25,10 +25,18 @@ static void die(const char *what) {
 	exit(1);
 }
 
-static void map_and_release(int fd) {
+/* presence is the OFD lock byte every writable mapping holds (README,
+   "Liveness"); the offset is fixed here, which is what the cost is. */
+#define PRESENCE_OFF ((off_t)1 << 62)
+
+static void map_and_release(int fd, int presence) {
 	long n = size;
 	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED) die("mmap");
+	struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = PRESENCE_OFF, .l_len = 1};
+	if (presence && fcntl(fd, F_OFD_SETLK, &lk) < 0) die("fcntl F_OFD_SETLK");
+	lk.l_type = F_UNLCK;
+	if (presence && fcntl(fd, F_OFD_SETLK, &lk) < 0) die("fcntl F_OFD_SETLK unlock");
 	if (munmap(p, n) < 0) die("munmap");
 	if (close(fd) < 0) die("close");
 }
@@ -39,6 +47,7 @@ enum {
 	G_FCHMOD = 2,    /* exact permission, whatever the umask */
 	G_FALLOCATE = 4, /* reserve the memory: ENOSPC now, not SIGBUS later */
 	G_TMPNAME = 8,   /* temporary name + link + unlink (the fallback) */
+	G_PRESENCE = 16, /* the liveness lock: F_OFD_SETLK at map, unlock at close */
 };
 
 /* guarded makes the calls our Linux Create makes (shm_linux.go sysCreate,
@@ -68,7 +77,7 @@ static void guarded(int g) {
 		if (link(tmppath, path) < 0) die("link");
 		if (unlink(tmppath) < 0) die("unlink tmp");
 	}
-	map_and_release(fd);
+	map_and_release(fd, g & G_PRESENCE);
 	if (unlink(path) < 0) die("unlink");
 }
 
@@ -78,7 +87,7 @@ static void minimal(void) {
 	int fd = shm_open(name, O_CREAT | O_RDWR, 0600);
 	if (fd < 0) die("shm_open");
 	if (ftruncate(fd, size) < 0) die("ftruncate");
-	map_and_release(fd);
+	map_and_release(fd, 0);
 	if (shm_unlink(name) < 0) die("shm_unlink");
 }
 
@@ -86,12 +95,13 @@ static const struct {
 	const char *name;
 	int guards; /* -1: minimal */
 } variants[] = {
-	{"same", G_TMPFILE | G_FCHMOD | G_FALLOCATE},
+	{"same", G_TMPFILE | G_FCHMOD | G_FALLOCATE | G_PRESENCE},
 	{"minimal", -1},
-	{"no-fallocate", G_TMPFILE | G_FCHMOD},
-	{"no-fchmod", G_TMPFILE | G_FALLOCATE},
-	{"no-tmpfile", G_FCHMOD | G_FALLOCATE},
-	{"tmpname-link", G_TMPNAME | G_FCHMOD | G_FALLOCATE},
+	{"no-presence", G_TMPFILE | G_FCHMOD | G_FALLOCATE},
+	{"no-fallocate", G_TMPFILE | G_FCHMOD | G_PRESENCE},
+	{"no-fchmod", G_TMPFILE | G_FALLOCATE | G_PRESENCE},
+	{"no-tmpfile", G_FCHMOD | G_FALLOCATE | G_PRESENCE},
+	{"tmpname-link", G_TMPNAME | G_FCHMOD | G_FALLOCATE | G_PRESENCE},
 	{"open-ftruncate", 0},
 };
 
