@@ -5,18 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
+	"time"
 )
 
-// A Consumer is the receiving end of a ring. It is meant for one goroutine.
+// A Consumer is the receiving end of a ring. It is meant for one goroutine
+// at a time; Close may be called from any goroutine.
 type Consumer struct {
-	r          *Ring
-	head       uint64 // our position; the shared Head mirrors it
-	tailCache  uint64 // last tail seen (single producer)
-	pending    uint64 // aligned size of the message Read returned, 0 if none
-	deathsSeen uint32
-	closed     bool
+	end
+	head          uint64 // our position; the shared Head mirrors it
+	tailCache     uint64 // last tail seen (single producer)
+	pending       uint64 // aligned size of the message Read returned, 0 if none
+	takeoversSeen uint32 // h.Takeovers as last reported
+	deaths        int    // dead producers freed by us, not yet reported
+	deadPending   bool   // a dead producer's slot waits for its claim to be passed
+	lastCheck     time.Time
 }
 
 // Consumer attaches this process as the ring's consumer. A ring has one
@@ -25,53 +27,70 @@ type Consumer struct {
 // one continues where it stopped (a message it had read but not released is
 // delivered again).
 func (r *Ring) Consumer() (*Consumer, error) {
-	h := r.h
-	me := uint64(os.Getpid())
-	for {
-		pid := h.ConsumerPid.Load()
-		if pid == 0 {
-			if h.ConsumerPid.CompareAndSwap(0, me) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, errClosedRing(r)
+	}
+	c := &Consumer{end: end{r: r, guard: r.guard, watches: make([]watch, len(r.slots))}}
+	var err error
+	if ferr := catchFault(func() { err = c.attach() }); ferr != nil {
+		return nil, faultErr(r.Name(), ferr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.ends = append(r.ends, c)
+	return c, nil
+}
+
+func (c *Consumer) attach() error {
+	r, h := c.r, c.r.h
+	for try := 0; ; try++ {
+		if try == maxRetry {
+			return fmt.Errorf("shm: ring %s: consumer: %w (the consumer token keeps changing)", r.Name(), ErrBusy)
+		}
+		tok := h.ConsumerToken.Load()
+		if tok == 0 {
+			if h.ConsumerToken.CompareAndSwap(0, r.tok) {
 				break
 			}
 			continue
 		}
-		start := h.ConsumerStart.Load()
-		if h.ConsumerPid.Load() != pid {
-			continue
+		if r.alive(tok) {
+			return fmt.Errorf("shm: ring %s: consumer: %w (pid %d)", r.Name(), ErrBusy, h.ConsumerPid.Load())
 		}
-		if r.alive(pid, start) {
-			return nil, fmt.Errorf("shm: ring %s: consumer: %w (pid %d)", r.Name(), ErrBusy, pid)
-		}
-		// A dead consumer: free the end, start token first (see reap),
-		// then take it as a free one.
-		if h.ConsumerStart.CompareAndSwap(start, 0) {
-			h.ConsumerPid.CompareAndSwap(pid, 0)
+		// A dead consumer: take its end over.
+		if h.ConsumerToken.CompareAndSwap(tok, r.tok) {
+			break
 		}
 	}
-	if testHook != nil {
-		testHook("consumer attached")
-	}
-	h.ConsumerStart.Store(r.start)
+	hook("consumer attached")
+	h.ConsumerPid.Store(r.pid)
 	h.ConsumerState.Store(consumerAttached)
-	c := &Consumer{r: r, deathsSeen: h.Deaths.Load()}
+	c.takeoversSeen = h.Takeovers.Load()
 	head, tail := h.Head.Load(), h.Tail.Load()
 	if head%recordAlign != 0 || tail%recordAlign != 0 || tail-head > r.cap {
-		h.ConsumerStart.Store(0)
 		h.ConsumerPid.Store(0)
-		return nil, corruptf(r.Name(), "head %d, tail %d, capacity %d", head, tail, r.cap)
+		h.ConsumerToken.CompareAndSwap(r.tok, 0)
+		return corruptf(r.Name(), "head %d, tail %d, capacity %d", head, tail, r.cap)
 	}
 	c.head, c.tailCache = head, head
-	r.addEnd(c)
 	r.wakeProducers() // a producer may wait for a consumer's state to change
-	return c, nil
+	return nil
 }
 
 // Receive copies the next message into buf and returns its length, blocking
 // while the ring is empty. If buf is too short the message stays in the ring
-// and the error wraps io.ErrShortBuffer. Once every producer has closed and
+// and the error wraps io.ErrShortBuffer. Once no producer is attached and
 // the ring is drained it returns io.EOF; see [ErrPeerDead] for a producer
-// that died.
-func (c *Consumer) Receive(buf []byte) (int, error) {
+// that died. Once Close has begun it returns an error matching
+// fs.ErrClosed.
+func (c *Consumer) Receive(buf []byte) (n int, err error) {
+	if !c.enter() {
+		return 0, c.refuse("consumer")
+	}
+	defer c.leave(&err)
 	if n, ok := c.fastReceive(buf); ok {
 		return n, nil
 	}
@@ -79,7 +98,11 @@ func (c *Consumer) Receive(buf []byte) (int, error) {
 }
 
 // TryReceive is Receive without blocking: an empty ring gives [ErrEmpty].
-func (c *Consumer) TryReceive(buf []byte) (int, error) {
+func (c *Consumer) TryReceive(buf []byte) (n int, err error) {
+	if !c.enter() {
+		return 0, c.refuse("consumer")
+	}
+	defer c.leave(&err)
 	if n, ok := c.fastReceive(buf); ok {
 		return n, nil
 	}
@@ -87,7 +110,11 @@ func (c *Consumer) TryReceive(buf []byte) (int, error) {
 }
 
 // ReceiveContext is Receive, giving up with ctx's error when ctx is done.
-func (c *Consumer) ReceiveContext(ctx context.Context, buf []byte) (int, error) {
+func (c *Consumer) ReceiveContext(ctx context.Context, buf []byte) (n int, err error) {
+	if !c.enter() {
+		return 0, c.refuse("consumer")
+	}
+	defer c.leave(&err)
 	return c.receive(ctx, buf, true)
 }
 
@@ -124,9 +151,13 @@ func (c *Consumer) receive(ctx context.Context, buf []byte, block bool) (int, er
 
 // Read returns the next message in place, blocking while the ring is empty.
 // The slice aliases shared memory and is valid until [Consumer.Release],
-// which must be called before the next Read or Receive. Errors are those of
-// Receive.
-func (c *Consumer) Read() ([]byte, error) {
+// which must be called before the next Read or Receive, or until Close.
+// Errors are those of Receive.
+func (c *Consumer) Read() (msg []byte, err error) {
+	if !c.enter() {
+		return nil, c.refuse("consumer")
+	}
+	defer c.leave(&err)
 	if msg := c.fastRead(); msg != nil {
 		return msg, nil
 	}
@@ -134,7 +165,11 @@ func (c *Consumer) Read() ([]byte, error) {
 }
 
 // TryRead is Read without blocking: an empty ring gives [ErrEmpty].
-func (c *Consumer) TryRead() ([]byte, error) {
+func (c *Consumer) TryRead() (msg []byte, err error) {
+	if !c.enter() {
+		return nil, c.refuse("consumer")
+	}
+	defer c.leave(&err)
 	if msg := c.fastRead(); msg != nil {
 		return msg, nil
 	}
@@ -142,11 +177,21 @@ func (c *Consumer) TryRead() ([]byte, error) {
 }
 
 // ReadContext is Read, giving up with ctx's error when ctx is done.
-func (c *Consumer) ReadContext(ctx context.Context) ([]byte, error) { return c.read(ctx, true) }
+func (c *Consumer) ReadContext(ctx context.Context) (msg []byte, err error) {
+	if !c.enter() {
+		return nil, c.refuse("consumer")
+	}
+	defer c.leave(&err)
+	return c.read(ctx, true)
+}
 
 // Release gives the space of the message returned by Read back to the
 // producers.
-func (c *Consumer) Release() error {
+func (c *Consumer) Release() (err error) {
+	if !c.enter() {
+		return c.refuse("consumer")
+	}
+	defer c.leave(&err)
 	if c.pending == 0 {
 		return errors.New("shm: ring: Release without a message from Read")
 	}
@@ -160,13 +205,22 @@ func (c *Consumer) release() {
 }
 
 // advance consumes size bytes at head. A multi-producer ring must be zero
-// behind its head, so that a record header not yet written reads as 0.
+// behind its head, so that a record header not yet written reads as 0. The
+// record becomes padding, in one store, before its payload is cleared: a
+// consumer killed while clearing leaves padding, which its successor skips,
+// never a message with part of it zeroed.
 func (c *Consumer) advance(size uint64) {
 	r := c.r
 	if r.multi {
 		idx := c.head & r.mask
+		w := &r.words[idx/8]
+		if _, typ := unpack(w.Load()); typ != typePadding {
+			w.Store(pack(int32(size), typePadding))
+			hook("release padded")
+		}
 		clear(r.data[idx+recordHeader : idx+size])
-		r.words[idx/8].Store(0)
+		hook("release cleared")
+		w.Store(0)
 	}
 	c.head += size
 	r.h.Head.Store(c.head)
@@ -174,45 +228,57 @@ func (c *Consumer) advance(size uint64) {
 }
 
 func (c *Consumer) read(ctx context.Context, block bool) ([]byte, error) {
-	if c.closed {
-		return nil, fmt.Errorf("shm: ring %s: consumer: %w", c.r.Name(), fs.ErrClosed)
-	}
 	if c.pending != 0 {
 		return nil, errors.New("shm: ring: Read before Release of the previous message")
 	}
-	w := waitState{polling: c.r.polling}
+	w := waitState{e: &c.end, polling: c.r.polling}
 	defer w.done()
+	look := true // run whenEmpty: at first, after a check, after a sleep
 	for {
 		msg, ok, err := c.poll()
 		if err != nil || ok {
 			return msg, err
 		}
-		if err := c.whenEmpty(); err != nil {
-			return nil, err
+		if !block && time.Since(c.lastCheck) >= 100*time.Millisecond {
+			look = true
+			if err := c.checkProducers(); err != nil {
+				return nil, err
+			}
+		}
+		if look || c.deadPending {
+			look = false
+			if err := c.whenEmpty(); err != nil {
+				return nil, err
+			}
 		}
 		if !block {
 			return nil, ErrEmpty
 		}
-		if err := w.pause(ctx, &c.r.h.ConsumerWaiting, c.ready); err != nil {
+		n := w.n
+		check, err := w.pause(ctx, &c.r.h.ConsumerWaiting, c.ready)
+		if err != nil {
 			return nil, err
 		}
-		if w.due {
+		if check {
+			look = true
 			if err := c.checkProducers(); err != nil {
 				return nil, err
 			}
+		} else if n >= spinIters+yieldIters && !c.r.polling {
+			look = true // it slept
 		}
 	}
 }
 
 // fastRead is the common case of read on a single-producer ring: a data
-// record below the tail (reloaded only when everything seen is consumed). It validates the record exactly as poll
-// does and returns nil (leaving nothing pending) whenever anything else is
-// needed: a fresh tail, padding, waiting, or an error to report, which read
-// then produces.
+// record below the tail (reloaded only when everything seen is consumed).
+// It validates the record exactly as poll does and returns nil (leaving
+// nothing pending) whenever anything else is needed: a fresh tail, padding,
+// waiting, or an error to report, which read then produces.
 func (c *Consumer) fastRead() []byte {
 	r := c.r
 	head := c.head
-	if c.closed || c.pending != 0 || r.multi {
+	if c.pending != 0 || r.multi {
 		return nil
 	}
 	if head == c.tailCache {
@@ -297,105 +363,100 @@ func (c *Consumer) poll() (msg []byte, ok bool, err error) {
 	return nil, false, nil
 }
 
-// ready reports whether poll may find something, or the producers' state
-// changed; it runs after the consumer announced it will sleep.
+// ready reports whether poll may find something; it runs after the
+// consumer announced it will sleep. Producers that attach or close store 0
+// in the waiting word and wake it, so their changes need no test here.
 func (c *Consumer) ready() bool {
 	r, h := c.r, c.r.h
 	if r.multi {
 		length, _ := unpack(r.words[(c.head&r.mask)/8].Load())
-		if length > 0 {
-			return true
-		}
-	} else if h.Tail.Load() != c.head {
-		return true
+		return length > 0
 	}
-	return h.Deaths.Load() != c.deathsSeen || (h.ProducersEver.Load() != 0 && h.Producers.Load() == 0)
+	return h.Tail.Load() != c.head
 }
 
 // whenEmpty runs when poll found nothing. It reports producers that died
-// and io.EOF once all producers have gone and the ring is drained.
+// and io.EOF once no producer holds a slot and the ring is drained.
 func (c *Consumer) whenEmpty() error {
-	h := c.r.h
-	if d := h.Deaths.Load(); d != c.deathsSeen {
-		c.deathsSeen = d
-		return fmt.Errorf("shm: ring %s: a producer: %w", c.r.Name(), ErrPeerDead)
+	r, h := c.r, c.r.h
+	if c.deadPending {
+		if err := c.checkProducers(); err != nil {
+			return err
+		}
 	}
-	if h.ProducersEver.Load() == 0 || h.Producers.Load() != 0 {
+	if c.deaths > 0 {
+		c.deaths--
+		return fmt.Errorf("shm: ring %s: a producer: %w", r.Name(), ErrPeerDead)
+	}
+	if t := h.Takeovers.Load(); t != c.takeoversSeen {
+		c.takeoversSeen++
+		return fmt.Errorf("shm: ring %s: a producer: %w", r.Name(), ErrPeerDead)
+	}
+	if h.ProducersEver.Load() == 0 {
 		return nil
 	}
-	// Every producer has gone. A producer commits before it detaches, so
-	// polling again now sees everything it sent.
-	for range 2 {
-		msg, ok, err := c.poll()
-		if err != nil {
-			return err
-		}
-		if ok {
-			_ = msg
-			c.pending = 0 // leave it for read's next poll
+	// No slot held, and no producer took one while we looked (a producer
+	// counts itself in Attaches once it holds its slot), and nothing left
+	// below the tail read after that: every producer is gone. A producer
+	// commits before it detaches, so the ring is drained.
+	a := h.Attaches.Load()
+	for i := range r.slots {
+		if r.slots[i].Token.Load() != 0 {
 			return nil
 		}
-		if !c.r.multi || h.Tail.Load() == c.head {
-			break
-		}
-		// Claims left by producers that died: nobody will commit them.
-		if err := c.unblock(); err != nil {
-			return err
-		}
 	}
-	if d := h.Deaths.Load(); d != c.deathsSeen {
-		c.deathsSeen = d
-		return fmt.Errorf("shm: ring %s: a producer: %w", c.r.Name(), ErrPeerDead)
-	}
-	if c.r.multi && h.Tail.Load() != c.head {
+	if h.Attaches.Load() != a || h.Tail.Load() != c.head {
 		return nil
 	}
 	return io.EOF
 }
 
-// checkProducers looks for producers that died without closing, frees their
-// slots and, on a multi-producer ring, turns claims they left at the head
-// into padding.
+// checkProducers watches every producer's process, frees the slots of
+// producers that died once the ring has no claim of theirs left to
+// recover, counting each as a death to report, and on a multi-producer
+// ring turns a dead producer's claim at the head into padding.
 func (c *Consumer) checkProducers() error {
 	r := c.r
+	c.lastCheck = time.Now()
+	c.deadPending = false
+	tail := r.h.Tail.Load()
 	for i := range r.slots {
-		reap(r, &r.slots[i])
+		s := &r.slots[i]
+		tok := s.Token.Load()
+		c.watchPeer(i, tok)
+		if tok == 0 || r.alive(tok) {
+			continue
+		}
+		// A dead producer. Its claim, if its tail CAS took effect, lies
+		// between the head and its end; until the head has passed it, the
+		// slot keeps the extent unblock needs.
+		if end := s.ClaimEnd.Load(); end != 0 && s.ClaimStart.Load() < tail && c.head < end {
+			c.deadPending = true
+			continue
+		}
+		s.ClaimEnd.Store(0)
+		s.Pid.Store(0)
+		if s.Token.CompareAndSwap(tok, 0) {
+			c.deaths++
+			c.watchPeer(i, 0)
+		}
 	}
-	if r.multi {
+	if r.multi && c.deadPending {
 		return c.unblock()
 	}
 	return nil
 }
 
-// reap frees slot s if its process is dead, counting the death.
-//
-// An owner's start token is cleared before its PID, by Close and here:
-// a new owner takes a free slot (PID 0 to its own) before it can store its
-// token, and a stale token left meanwhile would make it look like a reused
-// PID, so that another process would reap the slot of a live producer.
-func reap(r *Ring, s *slot) bool {
-	pid := s.Pid.Load()
-	if pid == 0 {
-		return false
-	}
-	start := s.Start.Load()
-	if s.Pid.Load() != pid || r.alive(pid, start) {
-		return false
-	}
-	if !s.Start.CompareAndSwap(start, 0) || !s.Pid.CompareAndSwap(pid, 0) {
-		return false
-	}
-	r.h.Producers.Add(^uint32(0))
-	r.h.Deaths.Add(1)
-	return true
-}
-
-// unblock handles a multi-producer ring stuck on a record that was claimed
-// (the tail moved past it) but is not committed. If a live producer has a
-// claim between head and tail, it is still writing: wait. Otherwise the
-// claimant died: the record, or the run of zero words it left, becomes
-// padding (Agrona's ManyToOneRingBuffer.unblock does the same after a
-// timeout; we decide by the claimant's liveness instead of a clock).
+// unblock handles a multi-producer ring stuck at its head on a record that
+// was claimed (the tail moved past it) but is not committed. The producer
+// that claimed it announced the claim's extent in its slot before moving
+// the tail and withdraws it only after committing, so some slot's claim
+// covers the head. If the process of any slot whose claim covers the head
+// lives, it may be the claimant, still writing: wait. Otherwise the
+// claimant died, and the record becomes padding: as long as its header
+// says, if the claimant wrote it, or else up to the nearest end of a
+// covering claim (the claimant wrote nothing there: it writes the header
+// first, and everything a dead process wrote is visible).
 func (c *Consumer) unblock() error {
 	r := c.r
 	head := c.head
@@ -406,59 +467,87 @@ func (c *Consumer) unblock() error {
 	if t == head {
 		return nil
 	}
+	idx := head & r.mask
+	if length, _ := unpack(r.words[idx/8].Load()); length > 0 {
+		return nil // committed
+	}
 	// Slots are read after the tail: a claim below t was announced in its
-	// slot before the tail moved, and is cleared only after its commit.
+	// slot before the tail moved, and is withdrawn only after its commit.
+	end := t
+	covered := false
 	for i := range r.slots {
 		s := &r.slots[i]
-		pid := s.Pid.Load()
-		claim := s.Claim.Load()
-		if pid != 0 && claim != 0 && claim-1 >= head && claim-1 < t && r.alive(pid, s.Start.Load()) {
+		var start, e uint64
+		for range 4 {
+			e = s.ClaimEnd.Load()
+			start = s.ClaimStart.Load()
+			if s.ClaimEnd.Load() == e {
+				break
+			}
+		}
+		if e == 0 || start > head || e <= head {
+			continue
+		}
+		if r.alive(s.Token.Load()) {
 			return nil
 		}
+		covered = true
+		end = min(end, e)
 	}
-	idx := head & r.mask
 	w := r.words[idx/8].Load()
 	length, _ := unpack(w)
 	var size uint64
 	switch {
 	case length > 0:
 		return nil // committed meanwhile
+	case !covered:
+		return corruptf(r.Name(), "record at %d is not committed and no producer claims it", head)
 	case length < 0:
 		size = align(uint64(-int64(length)))
 		if size < recordHeader || size > t-head || idx+size > r.cap {
 			return corruptf(r.Name(), "claimed record at %d: length %d", head, length)
 		}
 	default:
-		// The claimant died before writing the header: the claim is the
-		// run of zero words up to the next header, the tail or the end of
-		// the ring. Consumed space is zero, so stale data cannot end it.
-		end := idx + 8
-		for end < r.cap && head+(end-idx) < t && r.words[end/8].Load() == 0 {
-			end += 8
+		size = min(end-head, r.cap-idx)
+		if size%recordAlign != 0 {
+			return corruptf(r.Name(), "claim at %d ends at %d, not 8-aligned", head, end)
 		}
-		size = end - idx
 	}
-	if r.words[idx/8].CompareAndSwap(w, pack(int32(size), typePadding)) {
-		r.wakeConsumer()
-	}
+	hook("unblock")
+	r.words[idx/8].CompareAndSwap(w, pack(int32(size), typePadding))
 	return nil
 }
 
-// Close detaches the consumer. Producers then get [ErrPeerClosed].
+// Close detaches the consumer. Calls blocked on it in other goroutines
+// return an error matching fs.ErrClosed, and Close waits for them to
+// return. A message read but not released stays in the ring, for the next
+// consumer; its slice must not be used any more. Producers then get
+// [ErrPeerClosed]. A second Close returns an error matching fs.ErrClosed.
 func (c *Consumer) Close() error {
-	if c.closed {
-		return fmt.Errorf("shm: ring %s: consumer: %w", c.r.Name(), fs.ErrClosed)
+	if !c.beginClose() {
+		return c.errClosed()
 	}
-	c.closed = true
-	h := c.r.h
-	h.ConsumerState.Store(consumerClosed)
-	if me := uint64(os.Getpid()); h.ConsumerPid.Load() == me {
-		h.ConsumerStart.Store(0) // before the PID: see reap
-		h.ConsumerPid.CompareAndSwap(me, 0)
-	}
+	c.drain()
+	c.stopWatches()
 	c.r.removeEnd(c)
-	// Wake sleeping producers unconditionally so they see the state.
-	h.ProducerWaiting.Store(0)
-	wake(&h.ProducerWaiting, 1<<31-1)
+	defer c.finishClose()
+	if c.fault != nil {
+		return c.fault
+	}
+	r := c.r
+	if ferr := catchFault(func() {
+		h := r.h
+		h.ConsumerState.Store(consumerClosed)
+		if h.ConsumerToken.Load() == r.tok {
+			h.ConsumerPid.Store(0)
+			h.ConsumerToken.CompareAndSwap(r.tok, 0)
+		}
+		hook("consumer close")
+		// Wake sleeping producers unconditionally so they see the state.
+		h.ProducerWaiting.Store(0)
+		wake(&h.ProducerWaiting, 1<<31-1)
+	}); ferr != nil {
+		return faultErr(r.Name(), ferr)
+	}
 	return nil
 }

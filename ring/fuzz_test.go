@@ -63,7 +63,7 @@ func FuzzReader(f *testing.F) {
 		copy(r.data, data)
 		h.Head.Store(head)
 		h.Tail.Store(tail)
-		h.ConsumerPid.Store(0)
+		h.ConsumerToken.Store(0)
 		c, err := r.Consumer()
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {

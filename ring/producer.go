@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"unsafe"
 )
 
-// A Producer is a sending end of a ring. It is meant for one goroutine.
+// A Producer is a sending end of a ring. It is meant for one goroutine at
+// a time; Close may be called from any goroutine.
 type Producer struct {
-	r         *Ring
+	end
 	slot      *slot
 	tail      uint64 // single producer: our position; the shared Tail mirrors it
 	headCache uint64 // last head seen
@@ -20,30 +19,57 @@ type Producer struct {
 	claimIdx uint64 // index of its record header
 	claimLen int32  // its record length
 	claimEnd uint64 // single producer: tail after it
-	closed   bool
 }
 
 // Producer attaches this process as a producer. A single-producer ring
 // takes one producer at a time and a multi-producer ring as many as it has
 // slots; beyond that the error matches [ErrBusy]. The slot of a producer
 // that died without closing is taken over (the consumer is told with
-// [ErrPeerDead]).
+// [ErrPeerDead]); on a multi-producer ring only once the consumer has
+// recovered the claim the dead producer left, if any.
 func (r *Ring) Producer() (*Producer, error) {
-	h := r.h
-	me := uint64(os.Getpid())
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, errClosedRing(r)
+	}
+	p := &Producer{end: end{r: r, guard: r.guard, watches: make([]watch, 1)}}
+	var err error
+	if ferr := catchFault(func() { err = p.attach() }); ferr != nil {
+		return nil, faultErr(r.Name(), ferr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.ends = append(r.ends, p)
+	return p, nil
+}
+
+func (p *Producer) attach() error {
+	r, h := p.r, p.r.h
+	// Before a slot is taken, so that a consumer that finds every slot
+	// free afterwards knows a producer has been here (io.EOF).
+	h.ProducersEver.Store(1)
 	var s *slot
+	took := false
 	for i := range r.slots {
 		cand := &r.slots[i]
-		for {
-			pid := cand.Pid.Load()
-			if pid != 0 && !reap(r, cand) {
-				if cand.Pid.Load() == pid {
-					break // held by a live process
+		for range 4 {
+			tok := cand.Token.Load()
+			if tok == 0 {
+				if cand.Token.CompareAndSwap(0, r.tok) {
+					s = cand
+					break
 				}
 				continue
 			}
-			if cand.Pid.CompareAndSwap(0, me) {
-				s = cand
+			// A dead producer's slot is ours to take only if it left no
+			// claim: the consumer recovers claims, by the slot's extent.
+			if cand.ClaimEnd.Load() != 0 || r.alive(tok) {
+				break
+			}
+			if cand.Token.CompareAndSwap(tok, r.tok) {
+				s, took = cand, true
 				break
 			}
 		}
@@ -52,40 +78,44 @@ func (r *Ring) Producer() (*Producer, error) {
 		}
 	}
 	if s == nil {
-		return nil, fmt.Errorf("shm: ring %s: producer: %w (%d slots)", r.Name(), ErrBusy, len(r.slots))
+		return fmt.Errorf("shm: ring %s: producer: %w (%d slots)", r.Name(), ErrBusy, len(r.slots))
 	}
-	if testHook != nil {
-		testHook("producer attached")
+	if took {
+		h.Takeovers.Add(1)
 	}
-	s.Start.Store(r.start)
-	s.Claim.Store(0)
-	p := &Producer{r: r, slot: s}
+	hook("producer attached")
+	s.Pid.Store(r.pid)
+	h.Attaches.Add(1)
+	hook("producer counted")
+	p.slot = s
 	head := h.Head.Load()
-	if testHook != nil {
-		testHook("producer positions")
-	}
+	hook("producer positions")
 	tail := h.Tail.Load()
 	// On a multi-producer ring the other producers and the consumer move
 	// both positions between the two loads, so tail-head may exceed the
 	// capacity on an honest ring; tryClaimMulti reads them consistently and
 	// validates them, and head (never above the true head) is only its hint.
 	if head%recordAlign != 0 || tail%recordAlign != 0 || (!r.multi && tail-head > r.cap) {
-		s.Start.Store(0)
 		s.Pid.Store(0)
-		return nil, corruptf(r.Name(), "head %d, tail %d, capacity %d", head, tail, r.cap)
+		s.Token.CompareAndSwap(r.tok, 0)
+		return corruptf(r.Name(), "head %d, tail %d, capacity %d", head, tail, r.cap)
 	}
 	p.tail, p.headCache = tail, head
-	h.Producers.Add(1)
-	h.ProducersEver.Store(1)
-	r.addEnd(p)
-	return p, nil
+	// A sleeping consumer looks at the slots again and watches us.
+	r.wakeConsumer()
+	return nil
 }
 
 // Send copies msg into the ring as one message, blocking while the ring is
 // full. A message longer than [Ring.MaxMessage] gives [ErrTooLarge]. When
 // the consumer has closed it returns [ErrPeerClosed], and when the consumer
-// died while we wait, [ErrPeerDead].
-func (p *Producer) Send(msg []byte) error {
+// died while we wait, [ErrPeerDead]. Once Close has begun it returns an
+// error matching fs.ErrClosed.
+func (p *Producer) Send(msg []byte) (err error) {
+	if !p.enter() {
+		return p.refuse("producer")
+	}
+	defer p.leave(&err)
 	if buf := p.fastClaim(len(msg)); buf != nil {
 		copyIn(buf, msg)
 		p.commit()
@@ -95,7 +125,11 @@ func (p *Producer) Send(msg []byte) error {
 }
 
 // TrySend is Send without blocking: a full ring gives [ErrFull].
-func (p *Producer) TrySend(msg []byte) error {
+func (p *Producer) TrySend(msg []byte) (err error) {
+	if !p.enter() {
+		return p.refuse("producer")
+	}
+	defer p.leave(&err)
 	if buf := p.fastClaim(len(msg)); buf != nil {
 		copyIn(buf, msg)
 		p.commit()
@@ -105,7 +139,11 @@ func (p *Producer) TrySend(msg []byte) error {
 }
 
 // SendContext is Send, giving up with ctx's error when ctx is done.
-func (p *Producer) SendContext(ctx context.Context, msg []byte) error {
+func (p *Producer) SendContext(ctx context.Context, msg []byte) (err error) {
+	if !p.enter() {
+		return p.refuse("producer")
+	}
+	defer p.leave(&err)
 	return p.send(ctx, msg, true)
 }
 
@@ -139,8 +177,13 @@ func copyIn(dst, src []byte) {
 // Claim reserves room for a message of n bytes and returns it, in the ring,
 // for the caller to fill; [Producer.Commit] then publishes it. It blocks
 // while the ring is full and fails as Send does. Nothing else may be sent
-// on this Producer between Claim and Commit.
-func (p *Producer) Claim(n int) ([]byte, error) {
+// on this Producer between Claim and Commit. The slice is valid until
+// Commit or Close.
+func (p *Producer) Claim(n int) (buf []byte, err error) {
+	if !p.enter() {
+		return nil, p.refuse("producer")
+	}
+	defer p.leave(&err)
 	if buf := p.fastClaim(n); buf != nil {
 		return buf, nil
 	}
@@ -148,15 +191,29 @@ func (p *Producer) Claim(n int) ([]byte, error) {
 }
 
 // TryClaim is Claim without blocking: a full ring gives [ErrFull].
-func (p *Producer) TryClaim(n int) ([]byte, error) { return p.claim(context.Background(), n, false) }
+func (p *Producer) TryClaim(n int) (buf []byte, err error) {
+	if !p.enter() {
+		return nil, p.refuse("producer")
+	}
+	defer p.leave(&err)
+	return p.claim(context.Background(), n, false)
+}
 
 // ClaimContext is Claim, giving up with ctx's error when ctx is done.
-func (p *Producer) ClaimContext(ctx context.Context, n int) ([]byte, error) {
+func (p *Producer) ClaimContext(ctx context.Context, n int) (buf []byte, err error) {
+	if !p.enter() {
+		return nil, p.refuse("producer")
+	}
+	defer p.leave(&err)
 	return p.claim(ctx, n, true)
 }
 
 // Commit publishes the message reserved by Claim.
-func (p *Producer) Commit() error {
+func (p *Producer) Commit() (err error) {
+	if !p.enter() {
+		return p.refuse("producer")
+	}
+	defer p.leave(&err)
 	if !p.claimed {
 		return errors.New("shm: ring: Commit without Claim")
 	}
@@ -169,7 +226,8 @@ func (p *Producer) commit() {
 	p.claimed = false
 	if r.multi {
 		r.words[p.claimIdx/8].Store(pack(p.claimLen, typeData))
-		p.slot.Claim.Store(0)
+		hook("commit header")
+		p.slot.ClaimEnd.Store(0)
 	} else {
 		// The tail store publishes the header: a plain write is enough,
 		// and spares a locked instruction per message.
@@ -188,7 +246,7 @@ func (p *Producer) commit() {
 // instructions per message.
 func (p *Producer) fastClaim(n int) []byte {
 	r := p.r
-	if p.closed || p.claimed || r.multi || uint(n) > uint(r.maxMsg) ||
+	if p.claimed || r.multi || uint(n) > uint(r.maxMsg) ||
 		r.h.ConsumerState.Load() == consumerClosed {
 		return nil
 	}
@@ -207,9 +265,6 @@ func (p *Producer) fastClaim(n int) []byte {
 
 func (p *Producer) claim(ctx context.Context, n int, block bool) ([]byte, error) {
 	r := p.r
-	if p.closed {
-		return nil, fmt.Errorf("shm: ring %s: producer: %w", r.Name(), fs.ErrClosed)
-	}
 	if p.claimed {
 		return nil, errors.New("shm: ring: Claim or Send before Commit of the previous claim")
 	}
@@ -217,7 +272,7 @@ func (p *Producer) claim(ctx context.Context, n int, block bool) ([]byte, error)
 		return nil, fmt.Errorf("shm: ring %s: %w: %d bytes, the maximum is %d", r.Name(), ErrTooLarge, n, r.maxMsg)
 	}
 	size := align(uint64(n) + recordHeader)
-	w := waitState{polling: r.polling}
+	w := waitState{e: &p.end, polling: r.polling}
 	defer w.done()
 	for {
 		if r.h.ConsumerState.Load() == consumerClosed {
@@ -236,12 +291,15 @@ func (p *Producer) claim(ctx context.Context, n int, block bool) ([]byte, error)
 		if !block {
 			return nil, ErrFull
 		}
-		if err := w.pause(ctx, &r.h.ProducerWaiting, func() bool { return p.ready(size) }); err != nil {
+		check, err := w.pause(ctx, &r.h.ProducerWaiting, func() bool { return p.ready(size) })
+		if err != nil {
 			return nil, err
 		}
-		if w.due {
+		if check {
 			h := r.h
-			if pid := h.ConsumerPid.Load(); h.ConsumerState.Load() == consumerAttached && pid != 0 && !r.alive(pid, h.ConsumerStart.Load()) {
+			tok := h.ConsumerToken.Load()
+			p.watchPeer(0, tok)
+			if tok != 0 && h.ConsumerState.Load() != consumerClosed && !r.alive(tok) {
 				return nil, fmt.Errorf("shm: ring %s: consumer: %w", r.Name(), ErrPeerDead)
 			}
 		}
@@ -273,7 +331,7 @@ func (p *Producer) loadHead(tail uint64) (uint64, error) {
 // end of the ring is preceded by a padding record to the end.
 func (p *Producer) tryClaim(n int, size uint64) ([]byte, error) {
 	r := p.r
-	for {
+	for range 2 {
 		tail := p.tail
 		idx := tail & r.mask
 		var pad uint64
@@ -309,17 +367,23 @@ func (p *Producer) tryClaim(n int, size uint64) ([]byte, error) {
 		p.claimEnd = tail + pad + size
 		return r.data[idx+recordHeader : idx+recordHeader+uint64(n) : idx+recordHeader+uint64(n)], nil
 	}
+	return nil, nil
 }
 
 // tryClaimMulti claims size bytes on a multi-producer ring by moving the
-// shared tail with compare-and-swap. The claim is announced in our slot
-// before the tail moves, so the consumer can tell a slow producer from a
-// dead one; the record header holds the negated length until Commit.
+// shared tail with compare-and-swap. The claim's whole extent, padding
+// included, is announced in our slot before the tail moves and withdrawn
+// after the commit (or at once if the CAS fails), so the consumer can tell
+// a slow producer's claim from a dead one's and knows how far a dead one
+// reaches. The record header holds the negated length until Commit. It
+// gives up (nil, nil: the caller waits and retries) after maxRetry lost
+// races, so that a peer rewriting the tail cannot hold it.
 func (p *Producer) tryClaimMulti(n int, size uint64) ([]byte, error) {
 	r := p.r
 	h := r.h
+	s := p.slot
 	fresh := false
-	for {
+	for range maxRetry {
 		var head, tail uint64
 		if fresh {
 			// Both positions move: a head read between two equal reads
@@ -364,69 +428,86 @@ func (p *Producer) tryClaimMulti(n int, size uint64) ([]byte, error) {
 			if pad == 0 || pad > free {
 				return nil, nil
 			}
-			p.slot.Claim.Store(tail + 1)
+			// Room for the padding only: claim it alone (see tryClaim).
+			s.ClaimStart.Store(tail)
+			s.ClaimEnd.Store(tail + pad)
 			if h.Tail.CompareAndSwap(tail, tail+pad) {
 				r.words[idx/8].Store(pack(int32(pad), typePadding))
-				p.slot.Claim.Store(0)
+				s.ClaimEnd.Store(0)
 				r.wakeConsumer()
 			} else {
-				// Withdraw the announcement: a claim left in the slot
-				// after a failed CAS names the record another producer
-				// won, and if that one dies, the consumer's unblock
-				// waits for us, live, forever.
-				p.slot.Claim.Store(0)
+				s.ClaimEnd.Store(0)
 			}
 			continue
 		}
-		p.slot.Claim.Store(tail + 1)
-		if testHook != nil {
-			testHook("claim cas")
-		}
-		if !h.Tail.CompareAndSwap(tail, tail+pad+size) {
-			p.slot.Claim.Store(0) // see above
+		end := tail + pad + size
+		s.ClaimStart.Store(tail)
+		s.ClaimEnd.Store(end)
+		hook("claim cas")
+		if !h.Tail.CompareAndSwap(tail, end) {
+			// Withdraw the announcement: it names a record another
+			// producer won.
+			s.ClaimEnd.Store(0)
 			fresh = false
 			continue
 		}
+		hook("claim won")
 		recIdx := (tail + pad) & r.mask
 		length := int32(uint64(n) + recordHeader)
 		if pad > 0 {
-			p.slot.Claim.Store(tail + pad + 1)
-			r.words[recIdx/8].Store(pack(-length, typeData))
 			r.words[idx/8].Store(pack(int32(pad), typePadding))
+			hook("claim padded")
+		}
+		r.words[recIdx/8].Store(pack(-length, typeData))
+		hook("claim header")
+		if pad > 0 {
 			r.wakeConsumer()
-		} else {
-			r.words[recIdx/8].Store(pack(-length, typeData))
 		}
 		p.claimed = true
 		p.claimIdx = recIdx
 		p.claimLen = length
 		return r.data[recIdx+recordHeader : recIdx+recordHeader+uint64(n) : recIdx+recordHeader+uint64(n)], nil
 	}
+	return nil, nil
 }
 
-// Close detaches the producer. A claim not yet committed is dropped (on a
-// multi-producer ring it becomes padding). When the last producer has
-// closed, the consumer receives io.EOF after the messages in the ring.
+// Close detaches the producer. Calls blocked on it in other goroutines
+// return an error matching fs.ErrClosed, and Close waits for them to
+// return. A claim not yet committed is dropped (on a multi-producer ring
+// it becomes padding), and its slice must not be used any more. When no
+// producer is left, the consumer receives io.EOF after the messages in the
+// ring. A second Close returns an error matching fs.ErrClosed.
 func (p *Producer) Close() error {
+	if !p.beginClose() {
+		return p.errClosed()
+	}
+	p.drain()
+	p.stopWatches()
+	p.r.removeEnd(p)
+	defer p.finishClose()
+	if p.fault != nil {
+		return p.fault
+	}
 	r := p.r
-	if p.closed {
-		return fmt.Errorf("shm: ring %s: producer: %w", r.Name(), fs.ErrClosed)
-	}
-	p.closed = true
-	if p.claimed && r.multi {
-		r.words[p.claimIdx/8].Store(pack(int32(align(uint64(p.claimLen))), typePadding))
-	}
-	p.claimed = false
-	p.slot.Claim.Store(0)
-	if me := uint64(os.Getpid()); p.slot.Pid.Load() == me {
-		p.slot.Start.Store(0) // before the PID: see reap
-		if p.slot.Pid.CompareAndSwap(me, 0) {
-			r.h.Producers.Add(^uint32(0))
+	if ferr := catchFault(func() {
+		s := p.slot
+		if p.claimed && r.multi {
+			r.words[p.claimIdx/8].Store(pack(int32(align(uint64(p.claimLen))), typePadding))
+			hook("producer close padded")
 		}
+		p.claimed = false
+		s.ClaimEnd.Store(0)
+		hook("producer close claim")
+		if s.Token.Load() == r.tok {
+			s.Pid.Store(0)
+			s.Token.CompareAndSwap(r.tok, 0)
+		}
+		hook("producer close slot")
+		h := r.h
+		h.ConsumerWaiting.Store(0)
+		wake(&h.ConsumerWaiting, 1<<31-1)
+	}); ferr != nil {
+		return faultErr(r.Name(), ferr)
 	}
-	r.removeEnd(p)
-	h := r.h
-	h.ConsumerWaiting.Store(0)
-	wake(&h.ConsumerWaiting, 1<<31-1)
 	return nil
 }

@@ -119,7 +119,7 @@ func TestAttachWindow(t *testing.T) {
 				if err == nil {
 					e.Close()
 				}
-				deaths := r.h.Deaths.Load()
+				deaths := r.h.Takeovers.Load()
 				if err := os.WriteFile(flag, nil, 0o600); err != nil {
 					t.Fatal(err)
 				}

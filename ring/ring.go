@@ -3,41 +3,61 @@
 // see [Options.Producers]) sends, without a system call on a busy ring and
 // without copying through an intermediate buffer.
 //
-// The ring lives in a segment made with [shm.Create]. Its layout, fixed by
-// [Version] so that C or Python peers can implement it, is given byte by byte
-// in the header and slot structs in ring.go and in the README's "Memory
-// layout" table.
+// The ring lives in a segment made with [shm.Create] (or, with [CreateIn],
+// in a segment the caller made, such as a sealed anonymous one). Its
+// layout, fixed by [Version] so that C or Python peers can implement it, is
+// given byte by byte in the header and slot structs in ring.go and in the
+// README's "Memory layout" table, with the order of every store.
 //
 // # Ends
 //
 // A [Ring] is the mapping. Attach to it as a [Producer] or a [Consumer].
-// Each end is meant for one goroutine; a process that wants several
-// producing goroutines on a multi-producer ring attaches one Producer per
-// goroutine.
+// Each end is meant for one goroutine at a time; a process that wants
+// several producing goroutines on a multi-producer ring attaches one
+// Producer per goroutine. Close is the exception: [Ring.Close],
+// [Producer.Close] and [Consumer.Close] may be called from any goroutine,
+// at any time. A call blocked on the end (or running on it) then returns
+// an error matching fs.ErrClosed, and the ring is unmapped only after every
+// call has left it. A slice returned by Read or Claim is valid until
+// Release or Commit, or until the end or the ring is closed: Close
+// releases or drops it, and after Ring.Close its memory is unmapped, so a
+// goroutine must not use such a slice across a Close.
 //
 // # Waiting
 //
 // A side that cannot proceed (ring full for a producer, empty for a consumer)
 // spins briefly and then sleeps on a futex word in the header. The other side
 // calls the kernel to wake it only when it is asleep, so a busy ring makes no
-// system calls. With [Options.Polling] an end never sleeps.
+// system calls. With [Options.Polling] an end never sleeps. A *Context call
+// returns within about a millisecond of its context being done.
 //
 // # Peers
 //
-// Each end records its process ID and the process start time in the header.
-// Closing an end is seen by the other side: a blocked Receive returns io.EOF
-// once every producer has closed and the ring is drained. A peer that dies
-// without closing is detected by a blocked peer, which checks on it every
-// 100 ms, and that peer then gets an error matching [ErrPeerDead]. Each end
-// records its PID and start time ([shm.ProcessStart]), so a reused PID is not
-// taken for a live peer.
+// Each end records its process's token ([shm.ProcessToken]) in the header,
+// and its PID beside it for operators; liveness is judged only by the token,
+// through [shm.Segment.PeerAlive] and [shm.Segment.AfterPeer], never by the
+// PID, so PID namespaces and a process whose main thread has exited do not
+// fool it. Closing an end is seen by the other side: a blocked Receive
+// returns io.EOF once no producer is attached and the ring is drained. A
+// peer that dies without closing is noticed by a blocked end as soon as the
+// kernel reports it (on Linux within milliseconds, elsewhere within about a
+// second), and that end then gets an error matching [ErrPeerDead].
 //
-// # Hostile peers
+// # Hostile peers and shrunk segments
 //
 // Everything read from shared memory is validated before use: positions,
 // record lengths and types, the geometry in the header. A corrupt value gives
 // an error matching [ErrCorrupt], never a panic, an out-of-range access or an
-// endless loop.
+// endless loop: every retry loop is bounded and observes the context.
+//
+// A peer that shrinks the segment (ftruncate) makes the memory past the new
+// end fault. Every ring call runs with [runtime/debug.SetPanicOnFault] and
+// turns such a fault into an error wrapping both [ErrCorrupt] and
+// syscall.EFAULT; the end is unusable afterwards. A ring made with
+// [CreateIn] or opened with [OpenIn] on a segment sealed with
+// [shm.SealShrink] cannot shrink, and its calls skip the guard. Slices
+// from Read and Claim are not guarded: touching them after a peer shrank
+// the segment faults as any access through [shm.Segment.Bytes] does.
 package ring
 
 import (
@@ -57,7 +77,9 @@ import (
 var (
 	// ErrCorrupt is wrapped by every error caused by an invalid value read
 	// from shared memory: a position out of range, a bad record length or
-	// type, a header whose geometry does not fit the segment.
+	// type, a header whose geometry does not fit the segment, and a memory
+	// fault because the segment was shrunk (that error wraps
+	// syscall.EFAULT too).
 	ErrCorrupt = errors.New("shm: ring: corrupt")
 	// ErrNotRing is returned by Open for a segment that has no ring header
 	// (wrong magic number) or a ring of another layout version.
@@ -89,8 +111,11 @@ var (
 const (
 	// Magic is the value of the word at offset 0 of a ring's segment.
 	Magic = 0x00474e49524d4853
-	// Version is the layout version this package reads and writes.
-	Version = 1
+	// Version is the layout version this package reads and writes. Version
+	// 2 names processes by token ([shm.ProcessToken]) instead of PID and
+	// start time, records a claim's whole extent in the producer's slot,
+	// and derives the number of producers from the slots.
+	Version = 2
 )
 
 // Layout constants. Offsets are in bytes from the start of the segment.
@@ -110,10 +135,17 @@ const (
 
 	flagMultiProducer = 1
 
-	minCapacity   = 64
-	maxCapacity   = 1 << 30 // record lengths are int32
-	maxProducers  = 1024
-	livenessEvery = 100 * time.Millisecond
+	minCapacity  = 64
+	maxCapacity  = 1 << 30 // record lengths are int32
+	maxProducers = 1024
+
+	// sleepMax bounds one sleep of a blocked end. Peer deaths wake it at
+	// once (AfterPeer); this is the backstop for what nothing announces:
+	// a peer that died while attaching, a segment shrunk under a sleeper.
+	sleepMax = time.Second
+	// maxRetry bounds every compare-and-swap retry loop on shared words, so
+	// that a peer that keeps rewriting them cannot hold a caller.
+	maxRetry = 64
 )
 
 // header is the fixed part of the ring at offset 0 of the segment. Each
@@ -143,21 +175,22 @@ type header struct {
 	ProducerWaiting atomic.Uint32
 	_               [15]uint32
 	// Line 5 (offset 320): lifecycle.
-	ConsumerPid   atomic.Uint64 // 320: 0 when no consumer is attached
-	ConsumerStart atomic.Uint64 // 328: start token of ConsumerPid
+	ConsumerToken atomic.Uint64 // 320: token of the consumer's process, 0 when none
+	ConsumerPid   atomic.Uint64 // 328: its PID, for operators only
 	ConsumerState atomic.Uint32 // 336: 0 never attached, 1 attached, 2 closed
-	Producers     atomic.Uint32 // 340: producers attached now
-	ProducersEver atomic.Uint32 // 344: 1 once a producer has attached
-	Deaths        atomic.Uint32 // 348: producers found dead, ever
+	Attaches      atomic.Uint32 // 340: incremented by each producer once it holds its slot
+	ProducersEver atomic.Uint32 // 344: 1 once a producer has begun to attach
+	Takeovers     atomic.Uint32 // 348: slots of dead producers taken over by new producers
 	_             [4]uint64     // 352
 }
 
 // slot is one producer's lifecycle record, at slotsOffset + i*slotSize.
 type slot struct {
-	Pid   atomic.Uint64 // +0: 0 when free
-	Start atomic.Uint64 // +8: start token of Pid
-	Claim atomic.Uint64 // +16: position+1 of a claim in progress, 0 when none
-	_     [5]uint64
+	Token      atomic.Uint64 // +0: token of the producer's process, 0 when free
+	Pid        atomic.Uint64 // +8: its PID, for operators only
+	ClaimStart atomic.Uint64 // +16: position where the claim in progress starts
+	ClaimEnd   atomic.Uint64 // +24: position just past it; 0 when there is no claim
+	_          [4]uint64
 }
 
 const (
@@ -196,17 +229,65 @@ type Ring struct {
 	maxMsg  int
 	multi   bool
 	polling bool
+	guard   bool // the segment may shrink: calls catch memory faults
 
-	mu    sync.Mutex
-	ends  []interface{ Close() error }
-	start uint64 // this process's start token
+	tok uint64 // this process's token
+	pid uint64
+
+	mu     sync.Mutex
+	ends   []closer
+	closed bool
 }
+
+type closer interface{ Close() error }
 
 // segmentSize returns the segment size needed for a ring of the given capacity and
 // producer slots.
 func segmentSize(capacity uint64, slots int) (dataOff, size uint64) {
 	dataOff = uint64(slotsOffset + slots*slotSize)
 	return dataOff, dataOff + capacity
+}
+
+// Size returns the size in bytes of a segment that holds a ring of the
+// given capacity and options, for [CreateIn]. It returns 0 for an invalid
+// capacity or producer count.
+func Size(capacity int, opts *Options) int {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	slots, err := checkOptions(capacity, &o)
+	if err != nil {
+		return 0
+	}
+	_, size := segmentSize(uint64(capacity), slots)
+	return int(size)
+}
+
+// checkOptions validates capacity and o, filling in o.MaxMessage, and
+// returns the number of producer slots.
+func checkOptions(capacity int, o *Options) (int, error) {
+	if capacity < minCapacity || uint64(capacity) > maxCapacity || capacity&(capacity-1) != 0 {
+		return 0, fmt.Errorf("shm: ring: %w: capacity %d is not a power of two between %d and 2^30", fs.ErrInvalid, capacity, minCapacity)
+	}
+	if o.MaxMessage == 0 {
+		o.MaxMessage = capacity - recordHeader
+	}
+	if o.MaxMessage < 0 || o.MaxMessage > capacity-recordHeader {
+		return 0, fmt.Errorf("shm: ring: %w: max message %d is not in 1..%d (capacity-8)", fs.ErrInvalid, o.MaxMessage, capacity-recordHeader)
+	}
+	slots := 1
+	if o.Producers > 1 {
+		slots = o.Producers
+	}
+	if o.Producers < 0 || slots > maxProducers {
+		return 0, fmt.Errorf("shm: ring: %w: %d producers; want 0..%d", fs.ErrInvalid, o.Producers, maxProducers)
+	}
+	_, size := segmentSize(uint64(capacity), slots)
+	if size > uint64(int(^uint(0)>>1)) {
+		return 0, fmt.Errorf("shm: ring: %w: capacity %d does not fit in this address space", fs.ErrInvalid, capacity)
+	}
+	return slots, nil
 }
 
 // Create creates a segment called name holding an empty ring whose data area
@@ -219,52 +300,66 @@ func Create(name string, capacity int, opts *Options) (*Ring, error) {
 	if opts != nil {
 		o = *opts
 	}
-	if capacity < minCapacity || uint64(capacity) > maxCapacity || capacity&(capacity-1) != 0 {
-		return nil, fmt.Errorf("shm: ring: %w: capacity %d is not a power of two between %d and 2^30", fs.ErrInvalid, capacity, minCapacity)
+	slots, err := checkOptions(capacity, &o)
+	if err != nil {
+		return nil, err
 	}
-	if o.MaxMessage == 0 {
-		o.MaxMessage = capacity - recordHeader
-	}
-	if o.MaxMessage < 0 || o.MaxMessage > capacity-recordHeader {
-		return nil, fmt.Errorf("shm: ring: %w: max message %d is not in 1..%d (capacity-8)", fs.ErrInvalid, o.MaxMessage, capacity-recordHeader)
-	}
-	slots := 1
-	if o.Producers > 1 {
-		slots = o.Producers
-	}
-	if o.Producers < 0 || slots > maxProducers {
-		return nil, fmt.Errorf("shm: ring: %w: %d producers; want 0..%d", fs.ErrInvalid, o.Producers, maxProducers)
-	}
-	dataOff, size := segmentSize(uint64(capacity), slots)
-	if size > uint64(int(^uint(0)>>1)) {
-		return nil, fmt.Errorf("shm: ring: %w: capacity %d does not fit in this address space", fs.ErrInvalid, capacity)
-	}
+	_, size := segmentSize(uint64(capacity), slots)
 	seg, err := shm.Create(name, int(size))
 	if err != nil {
 		return nil, err
 	}
-	h, err := shm.View[header](seg, 0)
-	if err != nil {
-		seg.Close()
-		seg.Unlink()
-		return nil, err
-	}
-	h.Version = Version
-	if slots > 1 {
-		h.Flags = flagMultiProducer
-	}
-	h.Capacity = uint64(capacity)
-	h.MaxMsg = uint64(o.MaxMessage)
-	h.Slots = uint32(slots)
-	h.DataOff = dataOff
-	h.Magic.Store(Magic) // publishes the fields above
-	r, err := attach(seg, o.Polling)
+	r, err := initRing(seg, capacity, slots, &o)
 	if err != nil {
 		seg.Close()
 		seg.Unlink()
 		return nil, err
 	}
 	return r, nil
+}
+
+// CreateIn writes an empty ring into seg, which must be zero-filled (as a
+// new segment is) and at least [Size] bytes, and returns it. The Ring owns
+// seg from then on: [Ring.Close] closes it. Use it for a ring in an
+// anonymous segment ([shm.CreateAnonymous]) passed to the peer with
+// [shm.SendSegment]; sealed with [shm.SealShrink] (or [shm.SealSize])
+// before it is sent, such a segment can never shrink, and the peer opens
+// it with [OpenIn].
+func CreateIn(seg *shm.Segment, capacity int, opts *Options) (*Ring, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	slots, err := checkOptions(capacity, &o)
+	if err != nil {
+		return nil, err
+	}
+	_, size := segmentSize(uint64(capacity), slots)
+	if uint64(seg.Size()) < size {
+		return nil, fmt.Errorf("shm: ring: %w: segment of %d bytes, a ring of capacity %d needs %d", fs.ErrInvalid, seg.Size(), capacity, size)
+	}
+	return initRing(seg, capacity, slots, &o)
+}
+
+func initRing(seg *shm.Segment, capacity, slots int, o *Options) (*Ring, error) {
+	h, err := shm.View[header](seg, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := catchFault(func() {
+		h.Version = Version
+		if slots > 1 {
+			h.Flags = flagMultiProducer
+		}
+		h.Capacity = uint64(capacity)
+		h.MaxMsg = uint64(o.MaxMessage)
+		h.Slots = uint32(slots)
+		h.DataOff, _ = segmentSize(uint64(capacity), slots)
+		h.Magic.Store(Magic) // publishes the fields above
+	}); err != nil {
+		return nil, faultErr(seg.Name(), err)
+	}
+	return attach(seg, o.Polling)
 }
 
 // Open maps the existing ring called name and validates its header. Only
@@ -276,8 +371,7 @@ func Open(name string, opts *Options) (*Ring, error) {
 	if err != nil {
 		return nil, err
 	}
-	polling := opts != nil && opts.Polling
-	r, err := attach(seg, polling)
+	r, err := OpenIn(seg, opts)
 	if err != nil {
 		seg.Close()
 		return nil, err
@@ -285,10 +379,19 @@ func Open(name string, opts *Options) (*Ring, error) {
 	return r, nil
 }
 
+// OpenIn validates the ring in seg and returns it; it is Open for a
+// segment the caller has mapped, such as one received with
+// [shm.ReceiveSegment]. On success the Ring owns seg: [Ring.Close] closes
+// it. On error seg is left open.
+func OpenIn(seg *shm.Segment, opts *Options) (*Ring, error) {
+	polling := opts != nil && opts.Polling
+	return attach(seg, polling)
+}
+
 // attach validates the header in seg and builds a Ring over it. The
 // geometry is read once and kept in the Ring: a peer changing it later
 // cannot move our bounds.
-func attach(seg *shm.Segment, polling bool) (*Ring, error) {
+func attach(seg *shm.Segment, polling bool) (r *Ring, err error) {
 	name := seg.Name()
 	if seg.Size() < headerMin {
 		return nil, fmt.Errorf("shm: ring %s: %w: segment of %d bytes is smaller than a ring header (%d)", name, ErrNotRing, seg.Size(), headerMin)
@@ -297,19 +400,26 @@ func attach(seg *shm.Segment, polling bool) (*Ring, error) {
 	if err != nil {
 		return nil, err
 	}
-	// A creator publishes Magic last; give one that is still writing the
-	// header a moment.
-	magic := h.Magic.Load()
-	for deadline := time.Now().Add(200 * time.Millisecond); magic == 0 && time.Now().Before(deadline); magic = h.Magic.Load() {
-		time.Sleep(time.Millisecond)
+	var magic, capacity, maxMsg, slots, dataOff uint64
+	var version, flags uint32
+	if ferr := catchFault(func() {
+		// A creator publishes Magic last; give one that is still writing
+		// the header a moment.
+		magic = h.Magic.Load()
+		for deadline := time.Now().Add(200 * time.Millisecond); magic == 0 && time.Now().Before(deadline); magic = h.Magic.Load() {
+			time.Sleep(time.Millisecond)
+		}
+		version = h.Version
+		capacity, maxMsg, slots, dataOff, flags = h.Capacity, h.MaxMsg, uint64(h.Slots), h.DataOff, h.Flags
+	}); ferr != nil {
+		return nil, faultErr(name, ferr)
 	}
 	if magic != Magic {
 		return nil, fmt.Errorf("shm: ring %s: %w: magic number %#x, want %#x", name, ErrNotRing, magic, uint64(Magic))
 	}
-	if v := h.Version; v != Version {
-		return nil, fmt.Errorf("shm: ring %s: %w: layout version %d, want %d", name, ErrNotRing, v, Version)
+	if version != Version {
+		return nil, fmt.Errorf("shm: ring %s: %w: layout version %d, want %d", name, ErrNotRing, version, Version)
 	}
-	capacity, maxMsg, slots, dataOff, flags := h.Capacity, h.MaxMsg, uint64(h.Slots), h.DataOff, h.Flags
 	switch {
 	case capacity < minCapacity || capacity > maxCapacity || bits.OnesCount64(capacity) != 1:
 		return nil, corruptf(name, "capacity %d is not a power of two in [%d, 2^30]", capacity, minCapacity)
@@ -343,12 +453,19 @@ func attach(seg *shm.Segment, polling bool) (*Ring, error) {
 	if err != nil {
 		return nil, err
 	}
-	start, _ := shm.ProcessStart(os.Getpid())
 	return &Ring{
 		seg: seg, h: h, slots: sl, words: words, plain: plain, data: data,
 		cap: capacity, mask: capacity - 1, maxMsg: int(maxMsg),
-		multi: slots > 1, polling: polling, start: start,
+		multi: slots > 1, polling: polling, guard: mayShrink(seg),
+		tok: shm.ProcessToken(), pid: uint64(os.Getpid()),
 	}, nil
+}
+
+// mayShrink reports whether another process could shrink seg: true unless
+// it is sealed against shrinking.
+func mayShrink(seg *shm.Segment) bool {
+	seals, err := seg.Seals()
+	return err != nil || seals&shm.SealShrink == 0
 }
 
 func corruptf(name, format string, args ...any) error {
@@ -370,16 +487,19 @@ func (r *Ring) MultiProducer() bool { return r.multi }
 // Segment returns the segment holding the ring.
 func (r *Ring) Segment() *shm.Segment { return r.seg }
 
-// Close closes the ends attached through r and unmaps the ring. It does not
-// remove the name: see [Ring.Unlink].
-//
-// Close must not run while another goroutine is inside a call on one of
-// r's ends (Send, Receive, Claim, Read and the rest) or still holds a slice
-// from Claim or Read: the memory they use is unmapped, and touching it then
-// crashes the program, as with [shm.Segment.Close]. Finish or cancel those
-// calls first.
+// Close closes the ends attached through r (see [Producer.Close] and
+// [Consumer.Close]: calls blocked on them return an error matching
+// fs.ErrClosed), waits until every call on them has returned, and then
+// unmaps the ring. It does not remove the name: see [Ring.Unlink]. A slice
+// from Read or Claim must not be used once Close has begun: its memory is
+// unmapped. A second Close returns an error matching fs.ErrClosed.
 func (r *Ring) Close() error {
 	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return fmt.Errorf("shm: ring %s: %w", r.Name(), fs.ErrClosed)
+	}
+	r.closed = true
 	ends := r.ends
 	r.ends = nil
 	r.mu.Unlock()
@@ -392,13 +512,21 @@ func (r *Ring) Close() error {
 // Unlink removes the ring's name; mappings stay valid until closed.
 func (r *Ring) Unlink() error { return r.seg.Unlink() }
 
-func (r *Ring) addEnd(e interface{ Close() error }) {
+func errClosedRing(r *Ring) error { return fmt.Errorf("shm: ring %s: %w", r.Name(), fs.ErrClosed) }
+
+// addEnd records e, to be closed by Ring.Close; it fails once the ring is
+// closed.
+func (r *Ring) addEnd(e closer) error {
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return fmt.Errorf("shm: ring %s: %w", r.Name(), fs.ErrClosed)
+	}
 	r.ends = append(r.ends, e)
-	r.mu.Unlock()
+	return nil
 }
 
-func (r *Ring) removeEnd(e interface{ Close() error }) {
+func (r *Ring) removeEnd(e closer) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i, x := range r.ends {
@@ -409,26 +537,21 @@ func (r *Ring) removeEnd(e interface{ Close() error }) {
 	}
 }
 
-// alive reports whether the process pid with start token start (0 =
-// unknown) is still running. Values come from shared memory, so an
-// impossible pid counts as dead.
-func (r *Ring) alive(pid, start uint64) bool {
-	if pid == 0 || pid > 1<<31-1 {
-		return false
-	}
-	if int(pid) == os.Getpid() {
-		return start == 0 || r.start == 0 || start == r.start
-	}
-	tok, err := shm.ProcessStart(int(pid))
-	if err != nil {
-		return !errors.Is(err, os.ErrProcessDone)
-	}
-	return start == 0 || tok == 0 || tok == start
-}
+// alive reports whether the process whose token is tok still maps the
+// ring. Tokens come from shared memory: [shm.Segment.PeerAlive] counts 0
+// and impossible values as dead, and anything it cannot decide as alive.
+func (r *Ring) alive(tok uint64) bool { return r.seg.PeerAlive(tok) }
 
 // testHook, when set by a test, is called at named points where a test
-// needs to make another process act in a race window. It is nil otherwise.
+// needs to make another process act in a race window (or be killed in
+// it). It is nil otherwise.
 var testHook func(point string)
+
+func hook(point string) {
+	if testHook != nil {
+		testHook(point)
+	}
+}
 
 // pack builds a record header word.
 func pack(length int32, typ int32) uint64 {

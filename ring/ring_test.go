@@ -440,9 +440,9 @@ func TestBadOptionsAndHeaders(t *testing.T) {
 	}
 	r := newRing(t, 1024, nil)
 	h := r.h
-	h.Version = 2
-	if _, err := Open(r.Name(), nil); !errors.Is(err, ErrNotRing) || !strings.Contains(err.Error(), "version 2") {
-		t.Errorf("Open(version 2) = %v, want ErrNotRing naming the version", err)
+	h.Version = 1
+	if _, err := Open(r.Name(), nil); !errors.Is(err, ErrNotRing) || !strings.Contains(err.Error(), "version 1") {
+		t.Errorf("Open(version 1) = %v, want ErrNotRing naming the version", err)
 	}
 	h.Version = Version
 	h.Capacity = 1 << 20

@@ -11,8 +11,11 @@ import (
 
 // wait and wake are the cross-process wait/wake the ring sleeps on:
 // futex on Linux, __ulock on macOS, _umtx_op on FreeBSD (see shm.Wait).
-func wait(addr *atomic.Uint32, val uint32, timeout time.Duration) error {
-	return shm.Wait(addr, val, timeout)
+// wait also returns, with ctx's error, within about a millisecond of ctx
+// being done, and touches the word no more once it has returned
+// (shm.WaitContext).
+func wait(ctx context.Context, addr *atomic.Uint32, val uint32, timeout time.Duration) error {
+	return shm.WaitContext(ctx, addr, val, timeout)
 }
 
 func wake(addr *atomic.Uint32, n int) (int, error) { return shm.Wake(addr, n) }
@@ -25,84 +28,66 @@ const (
 	yieldIters = 50   // runtime.Gosched calls before sleeping
 )
 
-// waitState carries one blocking call's progress from spinning to sleeping,
-// and says when a liveness check of the peer is due.
+// waitState carries one blocking call's progress from spinning to
+// sleeping, and says when the caller should look at its peers: before the
+// first sleep, after a watched peer went (notify), and every sleepMax.
 type waitState struct {
+	e       *end
 	n       int
-	since   time.Time // when this call started to yield or sleep
-	checked time.Time // last liveness check
-	stop    func() bool
-	due     bool // a liveness check is due
 	polling bool
+	checked time.Time // last look at the peers; zero before the first
+	wctx    context.Context
+	cancel  context.CancelFunc
 }
 
 func (w *waitState) done() {
-	if w.stop != nil {
-		w.stop()
-		w.stop = nil
+	if w.cancel != nil {
+		w.e.endWait()
+		w.cancel = nil
 	}
 }
 
 // pause waits a little for the condition ready reports, announcing the
-// sleep in word first so the peer wakes us. It returns ctx's error once ctx
-// is done. After it returns, w.due says whether the caller should check on
-// its peer.
-func (w *waitState) pause(ctx context.Context, word *atomic.Uint32, ready func() bool) error {
+// sleep in word first so that the peer wakes us. It returns ctx's error
+// once ctx is done, and an error matching fs.ErrClosed once the end is
+// closing. check says that the caller should look at its peers now.
+func (w *waitState) pause(ctx context.Context, word *atomic.Uint32, ready func() bool) (check bool, err error) {
 	w.n++
-	w.due = false
 	if w.n < spinIters {
-		return nil
-	}
-	if w.polling {
-		if w.n%1024 != 0 {
-			return nil
-		}
-		runtime.Gosched()
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		w.checkDue(time.Now())
-		return nil
+		return false, nil
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return false, err
+	}
+	e := w.e
+	if e.closed.Load() {
+		return false, e.errClosed()
+	}
+	now := time.Now()
+	if e.event.Swap(false) || w.checked.IsZero() || now.Sub(w.checked) >= sleepMax {
+		w.checked = now
+		return true, nil
+	}
+	if w.polling {
+		if w.n%1024 == 0 {
+			runtime.Gosched()
+		}
+		return false, nil
 	}
 	if w.n < spinIters+yieldIters {
 		runtime.Gosched()
-		return nil
+		return false, nil
 	}
-	now := time.Now()
-	if w.checkDue(now) {
-		return nil
-	}
-	if w.stop == nil && ctx.Done() != nil {
-		w.stop = context.AfterFunc(ctx, func() {
-			word.Store(0)
-			wake(word, 1<<31-1)
-		})
+	if w.wctx == nil || w.wctx.Err() != nil {
+		w.wctx, w.cancel = e.waitCtx(ctx)
+		if e.event.Load() || e.closed.Load() {
+			return false, nil // seen at the next pause
+		}
 	}
 	word.Store(1)
 	if ready() {
-		return nil
+		return false, nil
 	}
-	timeout := livenessEvery - now.Sub(w.checked)
-	if dl, ok := ctx.Deadline(); ok && dl.Sub(now) < timeout {
-		timeout = max(dl.Sub(now), 0)
-	}
-	wait(word, 1, timeout)
-	return ctx.Err()
-}
-
-// checkDue sets w.due when livenessEvery has passed since the last check
-// (or since waiting began).
-func (w *waitState) checkDue(now time.Time) bool {
-	if w.since.IsZero() {
-		w.since, w.checked = now, now
-		return false
-	}
-	if now.Sub(w.checked) >= livenessEvery {
-		w.checked = now
-		w.due = true
-	}
-	return w.due
+	wait(w.wctx, word, 1, sleepMax-now.Sub(w.checked))
+	return false, ctx.Err()
 }

@@ -1,0 +1,229 @@
+package ring
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// end is what a Producer and a Consumer share: the bookkeeping that lets
+// Close, from any goroutine, stop the calls running on the end and wait
+// for them, the fault guard, and the watches on peer processes.
+//
+// A call brackets its work with enter and leave. enter moves state from
+// idle to busy with one compare-and-swap, and leave stores idle again;
+// Close moves it from idle to closed, the same way, so either a call finds
+// the end closed and touches nothing, or Close waits for leave. Only the
+// call that made it busy changes a busy state, so leave needs no atomic
+// read-modify-write: one locked instruction per call is the whole cost of
+// Close safety on the fast path.
+type end struct {
+	r     *Ring
+	state atomic.Uint32 // stateIdle, stateBusy, stateClosed, stateFaulted
+	guard bool          // r.guard: calls catch memory faults
+	pof   bool          // the running call's saved panic-on-fault setting
+	fault error         // set once a call faulted: the end is unusable
+
+	// closed is set when Close begins, before it waits for state to be
+	// idle, so that a sleeping call gives up.
+	closed atomic.Bool
+
+	// event is set, and the sleeping call's wait cancelled, when a watched
+	// peer goes or Close begins. notify touches only this process's
+	// memory, so it may run at any time, also after the ring is unmapped.
+	event     atomic.Bool
+	mu        sync.Mutex
+	cancel    context.CancelFunc // of the sleeping call's wait context
+	done      bool               // Close has begun
+	closeDone chan struct{}      // closed when Close has finished
+
+	watches []watch // peers watched with AfterPeer, by slot (consumer) or one (producer)
+}
+
+const (
+	stateIdle = iota
+	stateBusy
+	stateClosed
+	stateFaulted
+)
+
+// A watch is an AfterPeer registration for one token.
+type watch struct {
+	tok  uint64
+	stop func() bool
+}
+
+// enter starts a call on the end. It reports false, touching nothing
+// shared, once Close has begun or a fault has made the end unusable; the
+// caller then returns refuse's error. It is small enough to be inlined.
+func (e *end) enter() bool {
+	if !e.state.CompareAndSwap(stateIdle, stateBusy) {
+		return false
+	}
+	if e.guard {
+		e.pof = debug.SetPanicOnFault(true)
+	}
+	return true
+}
+
+// refuse is the error of a call that enter refused: the end is closed or
+// unusable after a fault, or (a bug in the caller) a call is running on it
+// in another goroutine.
+func (e *end) refuse(what string) error {
+	switch e.state.Load() {
+	case stateFaulted:
+		return e.fault
+	case stateClosed:
+		return fmt.Errorf("shm: ring %s: %s: %w", e.r.Name(), what, fs.ErrClosed)
+	}
+	if e.closed.Load() {
+		return fmt.Errorf("shm: ring %s: %s: %w", e.r.Name(), what, fs.ErrClosed)
+	}
+	return fmt.Errorf("shm: ring %s: %s: called from two goroutines at once", e.r.Name(), what)
+}
+
+// leave ends a call begun by enter; it is deferred, so that it can turn a
+// memory fault (a peer shrank the segment) into the call's error in *errp,
+// after which the end refuses every call but Close. Other panics pass
+// through.
+func (e *end) leave(errp *error) {
+	if e.guard {
+		debug.SetPanicOnFault(e.pof)
+	}
+	if x := recover(); x != nil {
+		if _, ok := x.(interface{ Addr() uintptr }); !ok {
+			storeRelease(&e.state, stateIdle)
+			panic(x)
+		}
+		e.fault = faultErr(e.r.Name(), nil)
+		*errp = e.fault
+		e.state.Store(stateFaulted)
+		return
+	}
+	storeRelease(&e.state, stateIdle)
+}
+
+// faultErr is the error of a call that faulted on the ring's memory.
+func faultErr(name string, err error) error {
+	return fmt.Errorf("shm: ring %s: %w: memory fault, the segment was shrunk by another process: %w", name, ErrCorrupt, syscall.EFAULT)
+}
+
+// catchFault runs f and turns a memory fault in it into an error, as the
+// root package's catchFault does for ReadAt and WriteAt.
+func catchFault(f func()) (err error) {
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if x := recover(); x != nil {
+			if _, ok := x.(interface{ Addr() uintptr }); !ok {
+				panic(x)
+			}
+			err = syscall.EFAULT
+		}
+	}()
+	f()
+	return nil
+}
+
+// notify wakes the end's sleeping call, if any, so that it looks again at
+// its peers and at closed. It touches only this process's memory.
+func (e *end) notify() {
+	e.event.Store(true)
+	e.mu.Lock()
+	if e.cancel != nil {
+		e.cancel()
+	}
+	e.mu.Unlock()
+}
+
+// beginClose marks the end closed and wakes its calls; it reports false
+// if Close had begun already.
+func (e *end) beginClose() bool {
+	e.mu.Lock()
+	if e.done {
+		ch := e.closeDone
+		e.mu.Unlock()
+		<-ch // a concurrent Close (or Ring.Close) finishes first
+		return false
+	}
+	e.done = true
+	e.closeDone = make(chan struct{})
+	e.mu.Unlock()
+	e.closed.Store(true)
+	e.notify()
+	return true
+}
+
+// finishClose lets other Close calls return.
+func (e *end) finishClose() { close(e.closeDone) }
+
+// drain waits until no call runs on the end. After beginClose a call sees
+// closed at its entry, or is woken from its sleep within about a
+// millisecond (shm.WaitContext), and a call that is not asleep leaves in
+// bounded time.
+func (e *end) drain() {
+	for i := 0; !e.state.CompareAndSwap(stateIdle, stateClosed) && !e.state.CompareAndSwap(stateFaulted, stateClosed); i++ {
+		if i < 100 {
+			runtime.Gosched()
+		} else {
+			time.Sleep(20 * time.Microsecond)
+		}
+	}
+}
+
+// stopWatches ends every AfterPeer registration of the end. A callback
+// already running may still call notify, which is harmless.
+func (e *end) stopWatches() {
+	for i := range e.watches {
+		if e.watches[i].stop != nil {
+			e.watches[i].stop()
+		}
+		e.watches[i] = watch{}
+	}
+}
+
+// watchPeer makes sure that watches[i] watches tok (0: nothing).
+func (e *end) watchPeer(i int, tok uint64) {
+	w := &e.watches[i]
+	if w.tok == tok && (w.stop != nil || tok == 0) {
+		return
+	}
+	if w.stop != nil {
+		w.stop()
+	}
+	*w = watch{tok: tok}
+	if tok != 0 && tok != e.r.tok {
+		w.stop = e.r.seg.AfterPeer(tok, e.notify)
+	}
+}
+
+// waitCtx returns the context a sleep of the running call waits with: ctx,
+// also cancelled by notify. The caller calls release when the call ends.
+// event is cleared: an event after this point cancels the context.
+func (e *end) waitCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	wctx, cancel := context.WithCancel(ctx)
+	e.mu.Lock()
+	e.cancel = cancel
+	e.mu.Unlock()
+	return wctx, cancel
+}
+
+// endWait forgets the running call's wait context.
+func (e *end) endWait() {
+	e.mu.Lock()
+	if e.cancel != nil {
+		e.cancel()
+		e.cancel = nil
+	}
+	e.mu.Unlock()
+}
+
+func (e *end) errClosed() error {
+	return fmt.Errorf("shm: ring %s: %w", e.r.Name(), fs.ErrClosed)
+}
