@@ -239,6 +239,9 @@ func (c *Consumer) read(ctx context.Context, block bool) ([]byte, error) {
 		if err != nil || ok {
 			return msg, err
 		}
+		if c.closed.Load() {
+			return nil, c.errClosed()
+		}
 		if !block && time.Since(c.lastCheck) >= 100*time.Millisecond {
 			look = true
 			if err := c.checkProducers(); err != nil {
@@ -418,6 +421,9 @@ func (c *Consumer) whenEmpty() error {
 func (c *Consumer) checkProducers() error {
 	r := c.r
 	c.lastCheck = time.Now()
+	if err := r.checkSize(); err != nil {
+		return err
+	}
 	c.deadPending = false
 	tail := r.h.Tail.Load()
 	for i := range r.slots {

@@ -296,6 +296,9 @@ func (p *Producer) claim(ctx context.Context, n int, block bool) ([]byte, error)
 			return nil, err
 		}
 		if check {
+			if err := r.checkSize(); err != nil {
+				return nil, err
+			}
 			h := r.h
 			tok := h.ConsumerToken.Load()
 			p.watchPeer(0, tok)

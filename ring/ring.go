@@ -68,6 +68,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mindmeld-go/shm"
@@ -229,7 +230,8 @@ type Ring struct {
 	maxMsg  int
 	multi   bool
 	polling bool
-	guard   bool // the segment may shrink: calls catch memory faults
+	guard   bool   // the segment may shrink: calls catch memory faults
+	size    uint64 // bytes of the segment the ring needs
 
 	tok uint64 // this process's token
 	pid uint64
@@ -456,7 +458,7 @@ func attach(seg *shm.Segment, polling bool) (r *Ring, err error) {
 	return &Ring{
 		seg: seg, h: h, slots: sl, words: words, plain: plain, data: data,
 		cap: capacity, mask: capacity - 1, maxMsg: int(maxMsg),
-		multi: slots > 1, polling: polling, guard: mayShrink(seg),
+		multi: slots > 1, polling: polling, guard: mayShrink(seg), size: size,
 		tok: shm.ProcessToken(), pid: uint64(os.Getpid()),
 	}, nil
 }
@@ -466,6 +468,20 @@ func attach(seg *shm.Segment, polling bool) (r *Ring, err error) {
 func mayShrink(seg *shm.Segment) bool {
 	seals, err := seg.Seals()
 	return err != nil || seals&shm.SealShrink == 0
+}
+
+// checkSize reports a segment shrunk below the ring's size. A blocked end
+// calls it whenever it looks at its peers, so that it notices a shrink
+// even when it touches no memory past the new end.
+func (r *Ring) checkSize() error {
+	if !r.guard {
+		return nil
+	}
+	fi, err := r.seg.Stat()
+	if err != nil || fi.Size() >= int64(r.size) {
+		return nil
+	}
+	return fmt.Errorf("shm: ring %s: %w: the segment was shrunk to %d bytes (the ring needs %d): %w", r.Name(), ErrCorrupt, fi.Size(), r.size, syscall.EFAULT)
 }
 
 func corruptf(name, format string, args ...any) error {
