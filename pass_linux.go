@@ -12,7 +12,7 @@ import (
 func checkShared(fd int) (int, error) {
 	size, err := fdSize(fd)
 	if err == errNotSegment {
-		return 0, rejected("the descriptor is not shared memory (not a regular file)")
+		return 0, rejected("the descriptor is not shared memory (not a regular file: %s)", fdKind(fd))
 	}
 	if err != nil {
 		return 0, rejected("fstat of the descriptor: %v", err)
@@ -26,4 +26,14 @@ func checkShared(fd int) (int, error) {
 		return size, nil
 	}
 	return 0, rejected("the descriptor is not shared memory (a file on a filesystem with magic %#x, not tmpfs)", uint32(sfs.Type))
+}
+
+// checkPathOnly refuses a descriptor opened with O_PATH, which F_GETFL
+// reports on Linux: fstat and fstatfs work on it, but mmap (and F_GET_SEALS)
+// fail with EBADF.
+func checkPathOnly(fl int) error {
+	if fl&unix.O_PATH != 0 {
+		return rejected("the descriptor is path-only (O_PATH): it cannot be mapped")
+	}
+	return nil
 }

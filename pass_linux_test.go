@@ -190,6 +190,47 @@ func childBadSend(args []string) int {
 		var st unix.Stat_t
 		unix.Fstat(fd, &st)
 		send(passHeader{size: uint64(st.Size)}.encode(), fd)
+	case "opath", "wronly", "opath-named", "wronly-named":
+		// The same object reopened through /proc (a memfd) or by its
+		// path (a named segment), path-only or write-only.
+		path := fmt.Sprintf("/proc/self/fd/%d", memfd(4096))
+		if strings.HasSuffix(args[0], "-named") {
+			path = "/dev/shm/" + strings.TrimPrefix(args[1], "/")
+		}
+		mode := unix.O_PATH
+		if strings.HasPrefix(args[0], "wronly") {
+			mode = unix.O_WRONLY
+		}
+		fd, err := unix.Open(path, mode|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return childFail("open %s: %v", path, err)
+		}
+		send(hdr, fd)
+	case "dir":
+		fd, err := unix.Open("/dev/shm", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return childFail("open /dev/shm: %v", err)
+		}
+		send(hdr, fd)
+	case "socket":
+		p, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return childFail("socketpair: %v", err)
+		}
+		send(hdr, p[0])
+	case "eventfd":
+		fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+		if err != nil {
+			return childFail("eventfd: %v", err)
+		}
+		send(hdr, fd)
+	case "devzero":
+		// A character device that mmap accepts: still not shared memory.
+		fd, err := unix.Open("/dev/zero", unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return childFail("open /dev/zero: %v", err)
+		}
+		send(hdr, fd)
 	case "badsize":
 		send(passHeader{size: 8192}.encode(), memfd(4096))
 	case "unsealed":
@@ -363,17 +404,12 @@ func TestReceiveRejects(t *testing.T) {
 	} else {
 		s.Close()
 	}
-	cases := []struct {
-		kind, arg string
-		opts      ReceiveOptions
-		want      string // in the error; "" for success
-		wantErr   error
-	}{
+	cases := []receiveCase{
 		{kind: "eof", wantErr: io.EOF},
 		{kind: "nofd", want: "0 descriptors arrived, want 1"},
 		{kind: "twofds", want: "2 descriptors arrived, want 1"},
 		{kind: "manyfds", want: "more than 64 descriptors"},
-		{kind: "pipe", want: "not shared memory (not a regular file)"},
+		{kind: "pipe", want: "not shared memory (not a regular file: a pipe or FIFO)"},
 		{kind: "diskfile", arg: disk, want: "not shared memory (a file on a filesystem"},
 		{kind: "badsize", want: "the segment is 4096 bytes, but 8192 were announced"},
 		{kind: "unsealed", opts: ReceiveOptions{RequireSeals: SealSize}, want: "seals shrink|grow are required, the segment has none"},
@@ -388,36 +424,110 @@ func TestReceiveRejects(t *testing.T) {
 			if tc.kind == "diskfile" && disk == "" {
 				t.Skip("no file outside tmpfs to send")
 			}
-			c, sock := socketPair(t, unix.SOCK_STREAM)
-			cmd := childCmd(t, "bad-send", tc.kind, tc.arg)
-			startWithSocket(t, cmd, sock)
-			c.SetReadDeadline(time.Now().Add(time.Minute))
-			before := countFds(t)
-			s, err := ReceiveSegment(c, &tc.opts)
-			if s != nil {
-				s.Close()
-			}
-			after := countFds(t)
-			switch {
-			case tc.wantErr != nil:
-				if !errors.Is(err, tc.wantErr) {
-					t.Errorf("ReceiveSegment = %v, want %v", err, tc.wantErr)
-				}
-			case tc.want == "":
-				if err != nil {
-					t.Errorf("ReceiveSegment = %v, want success", err)
-				}
-			default:
-				if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, fs.ErrInvalid) {
-					t.Errorf("ReceiveSegment = %v, want an fs.ErrInvalid error containing %q", err, tc.want)
-				}
-			}
-			if after != before {
-				t.Errorf("descriptors: %d before ReceiveSegment, %d after: leaked %d", before, after, after-before)
-			}
-			c.Close()
-			cmd.Wait()
+			receiveFromBadSender(t, tc)
 		})
+	}
+}
+
+// A receiveCase is one message from childBadSend and what ReceiveSegment
+// must make of it.
+type receiveCase struct {
+	kind, arg string
+	opts      ReceiveOptions
+	want      string // in the error; "" for success
+	wantErr   error
+}
+
+// receiveFromBadSender starts childBadSend with tc's message, receives it
+// and checks the result, and that the descriptors this process has open
+// (/proc/self/fd) are as many after ReceiveSegment as before.
+func receiveFromBadSender(t *testing.T, tc receiveCase) {
+	t.Helper()
+	c, sock := socketPair(t, unix.SOCK_STREAM)
+	cmd := childCmd(t, "bad-send", tc.kind, tc.arg)
+	startWithSocket(t, cmd, sock)
+	c.SetReadDeadline(time.Now().Add(time.Minute))
+	before := countFds(t)
+	s, err := ReceiveSegment(c, &tc.opts)
+	if s != nil {
+		s.Close()
+	}
+	after := countFds(t)
+	t.Logf("ReceiveSegment: %v", err)
+	switch {
+	case tc.wantErr != nil:
+		if !errors.Is(err, tc.wantErr) {
+			t.Errorf("ReceiveSegment = %v, want %v", err, tc.wantErr)
+		}
+	case tc.want == "":
+		if err != nil {
+			t.Errorf("ReceiveSegment = %v, want success", err)
+		}
+	default:
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, fs.ErrInvalid) {
+			t.Errorf("ReceiveSegment = %v, want an fs.ErrInvalid error containing %q", err, tc.want)
+		}
+	}
+	if after != before {
+		t.Errorf("descriptors: %d before ReceiveSegment, %d after: leaked %d", before, after, after-before)
+	}
+	c.Close()
+	cmd.Wait()
+}
+
+// TestReceiveRejectsUnusableDescriptors: a descriptor that cannot be mapped
+// as announced (path-only, write-only, or no shared memory at all) is
+// refused with an fs.ErrInvalid error naming the check, before anything
+// tries to map it, and is closed.
+func TestReceiveRejectsUnusableDescriptors(t *testing.T) {
+	name := testName(t)
+	if s, err := Create(name, 4096); err != nil {
+		t.Fatal(err)
+	} else {
+		s.Close()
+	}
+	const notShared = "not shared memory (not a regular file: "
+	cases := []receiveCase{
+		{kind: "opath", want: "path-only (O_PATH)"},
+		{kind: "opath", opts: ReceiveOptions{RequireSeals: SealShrink}, want: "path-only (O_PATH)"},
+		{kind: "opath", opts: ReceiveOptions{ReadOnly: true}, want: "path-only (O_PATH)"},
+		{kind: "opath-named", arg: name, want: "path-only (O_PATH)"},
+		{kind: "wronly", want: "write-only (O_WRONLY)"},
+		{kind: "wronly", opts: ReceiveOptions{ReadOnly: true}, want: "write-only (O_WRONLY)"},
+		{kind: "wronly-named", arg: name, want: "write-only (O_WRONLY)"},
+		{kind: "dir", want: notShared + "a directory)"},
+		{kind: "socket", want: notShared + "a socket)"},
+		{kind: "pipe", want: notShared + "a pipe or FIFO)"},
+		{kind: "devzero", want: notShared + "a character device)"},
+		// An eventfd is an anonymous inode, of no file type here (Linux
+		// 6.18); were a kernel to call it a regular file, the statfs check
+		// (anon_inodefs, not tmpfs) would refuse it instead.
+		{kind: "eventfd", want: "not shared memory ("},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("%s/seals=%v,ro=%v", tc.kind, tc.opts.RequireSeals, tc.opts.ReadOnly), func(t *testing.T) {
+			receiveFromBadSender(t, tc)
+		})
+	}
+}
+
+// TestMapRejected: an mmap refusal of a descriptor that passed the other
+// checks is a rejection matching fs.ErrInvalid that names mmap; running out
+// of address space is not.
+func TestMapRejected(t *testing.T) {
+	for _, errno := range []unix.Errno{unix.EACCES, unix.EBADF, unix.EINVAL, unix.ENODEV, unix.EPERM, unix.EOPNOTSUPP} {
+		err := mapRejected(&fs.PathError{Op: "mmap", Err: errno}, 4096, false)
+		if !errors.Is(err, fs.ErrInvalid) || !strings.Contains(err.Error(), "cannot be mapped read-write, 4096 bytes: mmap: "+errno.Error()) {
+			t.Errorf("mapRejected(mmap %v) = %v, want an fs.ErrInvalid rejection naming mmap", unix.ErrnoName(errno), err)
+		}
+	}
+	err := mapRejected(&fs.PathError{Op: "mmap", Err: unix.ENOMEM}, 1<<40, true)
+	if errors.Is(err, fs.ErrInvalid) || !errors.Is(err, unix.ENOMEM) || !strings.Contains(err.Error(), "mmap") {
+		t.Errorf("mapRejected(mmap ENOMEM) = %v, want ENOMEM, not fs.ErrInvalid", err)
+	}
+	lockErr := &fs.PathError{Op: "fcntl F_OFD_SETLK", Err: fmt.Errorf("taking the presence lock: %w", unix.EACCES)}
+	if err := mapRejected(lockErr, 4096, false); errors.Is(err, fs.ErrInvalid) || !errors.Is(err, unix.EACCES) {
+		t.Errorf("mapRejected(presence lock EACCES) = %v, want it passed on, not a rejection", err)
 	}
 }
 

@@ -3,10 +3,13 @@
 package shm
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"net"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -75,11 +78,12 @@ func (s *Segment) sendInfo() (int, passHeader, error) {
 // arrives is a descriptor, whatever name it may have had.
 //
 // Everything received is checked as input from a stranger: exactly one
-// descriptor; a shared memory object (on Linux a memfd or a file on tmpfs or
-// hugetlbfs, not a pipe or a file on disk); a size equal to the one announced,
-// within opts.MaxSize; and the seals in opts.RequireSeals. A check that fails
-// gives an error matching fs.ErrInvalid that says which, and every
-// descriptor received is closed. opts may be nil.
+// descriptor; opened for reading (not O_WRONLY, not O_PATH); a shared memory
+// object (on Linux a memfd or a file on tmpfs or hugetlbfs, not a pipe, a
+// socket, a directory, an eventfd or a file on disk); a size equal to the one
+// announced, within opts.MaxSize; the seals in opts.RequireSeals; and that it
+// can be mapped. A check that fails gives an error matching fs.ErrInvalid
+// that says which, and every descriptor received is closed. opts may be nil.
 //
 // The segment is mapped read-only when the descriptor is read-only, when it
 // carries SealWrite or SealFutureWrite, or when opts.ReadOnly is set.
@@ -125,6 +129,13 @@ func ReceiveSegment(c *net.UnixConn, opts *ReceiveOptions) (*Segment, error) {
 		return nil, err
 	}
 	fd := fds[0]
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return nil, rejected("fcntl F_GETFL of the descriptor: %v", err)
+	}
+	if err := checkAccess(fl); err != nil {
+		return nil, err
+	}
 	size, err := checkShared(fd)
 	if err != nil {
 		return nil, err
@@ -146,14 +157,56 @@ func ReceiveSegment(c *net.UnixConn, opts *ReceiveOptions) (*Segment, error) {
 			return nil, rejected("seals %v are required, the segment has %v (missing %v)", opts.RequireSeals, seals, missing)
 		}
 	}
-	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-	if err != nil {
-		return nil, fmt.Errorf("shm: receive segment: fcntl: %w", err)
-	}
 	readOnly := opts.ReadOnly || fl&unix.O_ACCMODE == unix.O_RDONLY || h.flags&passFlagRO != 0 ||
 		(sealErr == nil && seals&(SealWrite|SealFutureWrite) != 0)
 	fds[0] = -1 // newSegment owns it now, and closes it on error
-	return newSegment("", fd, size, readOnly)
+	s, err := newSegment("", fd, size, readOnly)
+	if err != nil {
+		return nil, mapRejected(err, size, readOnly)
+	}
+	return s, nil
+}
+
+// checkAccess checks the file status flags of a received descriptor (from
+// fcntl F_GETFL): it must have been opened for reading, since a shared
+// mapping needs read access, and it must not be a path-only descriptor.
+func checkAccess(fl int) error {
+	if err := checkPathOnly(fl); err != nil {
+		return err
+	}
+	switch fl & unix.O_ACCMODE {
+	case unix.O_RDONLY, unix.O_RDWR:
+		return nil
+	case unix.O_WRONLY:
+		return rejected("the descriptor is write-only (O_WRONLY): mapping needs read access")
+	}
+	return rejected("the descriptor's access mode %#x is neither O_RDONLY nor O_RDWR", fl&unix.O_ACCMODE)
+}
+
+// mapRejected turns newSegment's failure to map a received descriptor that
+// passed every other check into a rejection when the descriptor is what
+// mmap refuses (EACCES, EBADF, EINVAL, ENODEV, EPERM, EOPNOTSUPP: not a
+// mappable file, or not with the access asked), so that every unusable
+// descriptor gives an error matching fs.ErrInvalid. Other failures (ENOMEM: no address space
+// left) are this process's, and are returned as they are.
+func mapRejected(err error, size int, readOnly bool) error {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return fmt.Errorf("shm: receive segment: %w", err)
+	}
+	var pe *fs.PathError
+	if !errors.As(err, &pe) || pe.Op != "mmap" {
+		return fmt.Errorf("shm: receive segment: %w", err)
+	}
+	switch errno {
+	case unix.EACCES, unix.EBADF, unix.EINVAL, unix.ENODEV, unix.EPERM, unix.EOPNOTSUPP:
+		how := "read-write"
+		if readOnly {
+			how = "read-only"
+		}
+		return rejected("the descriptor cannot be mapped %s, %d bytes: mmap: %v", how, size, errno)
+	}
+	return fmt.Errorf("shm: receive segment: mmap: %w", errno)
 }
 
 // parseRights returns every descriptor in SCM_RIGHTS messages in oob.
@@ -173,4 +226,31 @@ func parseRights(oob []byte) []int {
 		}
 	}
 	return fds
+}
+
+// fdKind names what a descriptor that is not a regular file is, for the
+// rejection message.
+func fdKind(fd int) string {
+	var st unix.Stat_t
+	if err := ignoringEINTR(func() error { return unix.Fstat(fd, &st) }); err != nil {
+		return fmt.Sprintf("fstat: %v", err)
+	}
+	switch t := uint32(st.Mode) & unix.S_IFMT; t {
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFIFO:
+		return "a pipe or FIFO"
+	case unix.S_IFSOCK:
+		return "a socket"
+	case unix.S_IFCHR:
+		return "a character device"
+	case unix.S_IFBLK:
+		return "a block device"
+	case unix.S_IFLNK:
+		return "a symbolic link"
+	case 0:
+		return "an object of no file type, such as an eventfd"
+	default:
+		return fmt.Sprintf("file type %#o", t)
+	}
 }
