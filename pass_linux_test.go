@@ -521,7 +521,7 @@ func TestMapRejected(t *testing.T) {
 			t.Errorf("mapRejected(mmap %v) = %v, want an fs.ErrInvalid rejection naming mmap", unix.ErrnoName(errno), err)
 		}
 	}
-	err := mapRejected(&fs.PathError{Op: "mmap", Err: unix.ENOMEM}, 1<<40, true)
+	err := mapRejected(&fs.PathError{Op: "mmap", Err: unix.ENOMEM}, 1<<30, true)
 	if errors.Is(err, fs.ErrInvalid) || !errors.Is(err, unix.ENOMEM) || !strings.Contains(err.Error(), "mmap") {
 		t.Errorf("mapRejected(mmap ENOMEM) = %v, want ENOMEM, not fs.ErrInvalid", err)
 	}
