@@ -30,6 +30,11 @@ func startChild(t testing.TB, role string, args ...string) (*exec.Cmd, *syncBuff
 
 type syncBuffer = childtest.Buffer
 
+func childtestCommand(t testing.TB, role string, args ...string) *exec.Cmd {
+	t.Helper()
+	return childtest.Command(t, role, args...)
+}
+
 // runChild runs a child in role to completion and fails the test if it fails.
 func runChild(t testing.TB, role string, args ...string) string {
 	t.Helper()

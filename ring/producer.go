@@ -80,6 +80,10 @@ func (p *Producer) attach() error {
 	if s == nil {
 		return fmt.Errorf("shm: ring %s: producer: %w (%d slots)", r.Name(), ErrBusy, len(r.slots))
 	}
+	// A sleeping consumer looks at the slots again and watches us. (A
+	// producer killed before this wake is found by the consumer's
+	// periodic look, within sleepMax.)
+	r.wakeConsumer()
 	if took {
 		h.Takeovers.Add(1)
 	}
@@ -101,8 +105,6 @@ func (p *Producer) attach() error {
 		return corruptf(r.Name(), "head %d, tail %d, capacity %d", head, tail, r.cap)
 	}
 	p.tail, p.headCache = tail, head
-	// A sleeping consumer looks at the slots again and watches us.
-	r.wakeConsumer()
 	return nil
 }
 
