@@ -5,7 +5,10 @@
 // baseline built with gcc: an SPSC ring of the same shape in shared memory,
 // and futex and spin ping-pongs.
 //
-//	go run ./cmd/shmbench [-batches 3] [-sizes 64,1024,65536,1048576]
+//	go run ./cmd/shmbench [-batches 3] [-sizes 64,1024,65536,1048576] [-deaths 20]
+//
+// It ends with the time a blocked end takes to notice that its peer was
+// killed (SIGKILL to ErrPeerDead), in both directions.
 //
 // Each figure is the best of several batches, run alternately with its
 // baselines: interference on a shared machine only ever adds time. The
@@ -16,6 +19,7 @@ import (
 	"bufio"
 	_ "embed"
 	"encoding/binary"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -42,6 +46,7 @@ const childEnv = "SHMBENCH_CHILD"
 var (
 	batches  = flag.Int("batches", 3, "batches per measurement; the best is reported")
 	sizesArg = flag.String("sizes", "64,1024,65536,1048576", "message sizes in bytes")
+	deaths   = flag.Int("deaths", 20, "peer deaths measured in each direction (0: none)")
 	ringCap  = 8 << 20
 )
 
@@ -300,6 +305,66 @@ func udsPingPong(size int) (lat, error) {
 	return percentiles(rt), nil
 }
 
+// ---- peer death ----
+
+// deathNotice attaches a child as the other end of a ring (the producer
+// when blocked is "consumer"), blocks this process's end on the ring
+// (empty for a consumer, full for a producer), kills the child with
+// SIGKILL and returns the time until the blocked call returns ErrPeerDead.
+func deathNotice(blocked string) (time.Duration, error) {
+	r, err := newRing(1<<16, false)
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	other := "producer"
+	if blocked == "producer" {
+		other = "consumer"
+	}
+	cmd := command("ringhang", nil, r.Name(), other)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, err
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
+		return 0, fmt.Errorf("ringhang child: %q, %v", line, err)
+	}
+	res := make(chan error, 1)
+	if blocked == "consumer" {
+		c, err := r.Consumer()
+		if err != nil {
+			return 0, err
+		}
+		go func() { _, err := c.Receive(make([]byte, 64)); res <- err }()
+	} else {
+		p, err := r.Producer()
+		if err != nil {
+			return 0, err
+		}
+		for p.TrySend(make([]byte, 1000)) == nil {
+		}
+		go func() { res <- p.Send(make([]byte, 1000)) }()
+	}
+	time.Sleep(20 * time.Millisecond) // asleep in the kernel by now
+	t0 := time.Now()
+	cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case err = <-res:
+	case <-time.After(10 * time.Second):
+		return 0, fmt.Errorf("blocked %s: no error 10 s after its peer was killed", blocked)
+	}
+	d := time.Since(t0)
+	if !errors.Is(err, ring.ErrPeerDead) {
+		return 0, fmt.Errorf("blocked %s after its peer was killed: %v, want ErrPeerDead", blocked, err)
+	}
+	return d, nil
+}
+
 // ---- children ----
 
 func child(role string, args []string) error {
@@ -366,6 +431,22 @@ func child(role string, args []string) error {
 			}
 			c.Release()
 		}
+		return nil
+	case "ringhang":
+		r, err := ring.Open(args[0], nil)
+		if err != nil {
+			return err
+		}
+		if args[1] == "producer" {
+			_, err = r.Producer()
+		} else {
+			_, err = r.Consumer()
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Println("ready")
+		time.Sleep(time.Hour)
 		return nil
 	case "streamrecv":
 		f := os.NewFile(3, "stream")
@@ -520,6 +601,23 @@ func run() error {
 		fmt.Printf("%-8s %20s %20s %8.2f %20s %20s %8.2f %20s\n", sizeName(size), rb, cf, float64(rb.p50)/float64(cf.p50), rpoll, cs, float64(rpoll.p50)/float64(cs.p50), u)
 	}
 	fmt.Println("\nC futex and spin ping-pongs carry no payload; ×C compares p50.")
+	if *deaths > 0 {
+		fmt.Printf("\nPeer death: SIGKILL of the other end's process to ErrPeerDead at the blocked end, %d runs each\n", *deaths)
+		fmt.Printf("%-40s %12s %12s\n", "blocked end (killed peer)", "median", "max")
+		for _, blocked := range []string{"consumer", "producer"} {
+			var ds []time.Duration
+			for range *deaths {
+				d, err := deathNotice(blocked)
+				if err != nil {
+					return err
+				}
+				ds = append(ds, d)
+			}
+			slices.Sort(ds)
+			other := map[string]string{"consumer": "producer", "producer": "consumer"}[blocked]
+			fmt.Printf("%-40s %12v %12v\n", blocked+" ("+other+" killed)", round(ds[len(ds)/2]), round(ds[len(ds)-1]))
+		}
+	}
 	return nil
 }
 
