@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 func mustCreate(t testing.TB, size int) *Segment {
@@ -139,16 +137,15 @@ func TestCreateZeroFilledAndSized(t *testing.T) {
 	}
 	if runtime.GOOS == "linux" {
 		// fallocate reserved the pages: the blocks are allocated now.
-		st := fi.Sys().(*unix.Stat_t)
-		if st.Blocks*512 < 10000 {
-			t.Errorf("Create reserved %d bytes, want ≥ 10000 (fallocate)", st.Blocks*512)
+		if got := allocatedBytes(fi); got < 10000 {
+			t.Errorf("Create reserved %d bytes, want ≥ 10000 (fallocate)", got)
 		}
 	}
 }
 
 func TestPermIgnoresUmask(t *testing.T) {
-	old := syscall.Umask(0o077)
-	defer syscall.Umask(old)
+	old := umask(0o077)
+	defer umask(old)
 	name := testName(t)
 	s, err := OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644, 4096)
 	if err != nil {
@@ -201,7 +198,7 @@ func TestPlanted(t *testing.T) {
 	plant := map[string]func(path string) error{
 		"symlink":   func(p string) error { return os.Symlink(target, p) },
 		"dangling":  func(p string) error { return os.Symlink(filepath.Join(dir, "nothing"), p) },
-		"fifo":      func(p string) error { return unix.Mkfifo(p, 0o600) },
+		"fifo":      func(p string) error { return mkfifo(p, 0o600) },
 		"directory": func(p string) error { return os.Mkdir(p, 0o700) },
 	}
 	for kind, mk := range plant {
@@ -557,16 +554,15 @@ func TestFullShm(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("Linux reserves with fallocate")
 	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(shmDir, &st); err != nil {
+	total, err := fsSize(shmDir)
+	if err != nil {
 		t.Skip(err)
 	}
-	total := uint64(st.Blocks) * uint64(st.Bsize)
 	if total == 0 || total+1<<20 > uint64(^uint(0)>>1) {
 		t.Skipf("cannot ask for more than %s holds (%d bytes) with this int size", shmDir, total)
 	}
 	name := testName(t)
-	_, err := Create(name, int(total+1<<20))
+	_, err = Create(name, int(total+1<<20))
 	wantPathError(t, "Create(larger than /dev/shm)", err, "fallocate", "/"+name, syscall.ENOSPC)
 	if ok, _ := Exists(name); ok {
 		t.Errorf("a failed Create left %s behind", name)
