@@ -1,0 +1,5 @@
+//go:build !race
+
+package shmnet_test
+
+const raceEnabled = false

@@ -1,0 +1,5 @@
+package shmnet
+
+import "golang.org/x/sys/unix"
+
+const localPeerPID = unix.LOCAL_PEERPID

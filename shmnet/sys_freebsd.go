@@ -1,0 +1,3 @@
+package shmnet
+
+const localPeerPID = -1 // unused: FreeBSD has no LOCAL_PEERPID
