@@ -56,6 +56,7 @@ func childCreateMmapFail(args []string) int {
 // TestCreateMmapFailLeavesNothing: a Create whose mmap fails after the name
 // was published must remove the name again.
 func TestCreateMmapFailLeavesNothing(t *testing.T) {
+	skipIfEmulated(t, emuRlimitAS)
 	name := testName(t)
 	runChild(t, "createmmapfail", name)
 	if ok, err := Exists(name); err != nil || ok {

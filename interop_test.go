@@ -285,6 +285,7 @@ func TestInteropCShrink(t *testing.T) {
 	if runtime.GOOS != "linux" && runtime.GOOS != "freebsd" {
 		t.Skipf("segments cannot shrink on %s", runtime.GOOS)
 	}
+	skipIfEmulated(t, emuFaultAddr)
 	peer := buildInteropPeer(t)
 	name := testName(t)
 	const size, kept = 64 << 10, 4096

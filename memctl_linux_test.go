@@ -20,6 +20,7 @@ func punch(t *testing.T, s *Segment) {
 }
 
 func TestResidentPrefault(t *testing.T) {
+	skipIfEmulated(t, emuMadvise)
 	const size = 1<<20 + 100 // a short last page
 	name := testName(t)
 	s, err := Create(name, size)
@@ -87,6 +88,7 @@ func TestResidentPrefault(t *testing.T) {
 }
 
 func TestPrefaultShrunk(t *testing.T) {
+	skipIfEmulated(t, emuFaultAddr)
 	s, err := Create(testName(t), 64<<10)
 	if err != nil {
 		t.Fatal(err)

@@ -405,6 +405,7 @@ func TestShrunkByAnotherProcess(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("only Linux lets a segment shrink")
 	}
+	skipIfEmulated(t, emuFaultAddr)
 	s := mustCreate(t, 64<<10)
 	runChild(t, "shrink", s.Name()[1:])
 	buf := make([]byte, 8192)

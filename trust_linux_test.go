@@ -183,6 +183,7 @@ func childMutexNSWait(args []string) int {
 // The holder's main thread exits; its other threads run on, holding the
 // lock. /proc/PID/stat then says Z (zombie) for the process.
 func TestMutexHolderLeaderExited(t *testing.T) {
+	skipIfEmulated(t, emuProcStat)
 	name, h := newSegmentView[trustHeader](t, 4096)
 	cmd := childCmd(t, "mutexleader", name)
 	cmd.Stderr = os.Stderr

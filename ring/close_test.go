@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mindmeld-go/shm"
+	"github.com/mindmeld-go/shm/internal/childtest"
 )
 
 // blockedCall starts f on another goroutine and returns its result channel
@@ -202,6 +203,7 @@ func wantFault(t *testing.T, what string, err error) {
 // TestTruncated: a peer shrinks the ring's segment; every call, blocked or
 // not, returns an error instead of crashing the program.
 func TestTruncated(t *testing.T) {
+	childtest.SkipIfEmulated(t, "qemu-user reports a SIGBUS fault address as 0, so a fault in the truncated ring looks like a nil dereference and cannot be recovered")
 	for _, producers := range []int{1, 2} {
 		for _, size := range []int64{0, 4096} {
 			r, err := Create(testName(t), 1<<16, &Options{Producers: producers})
