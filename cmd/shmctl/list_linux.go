@@ -5,6 +5,24 @@ package main
 // /proc/PID/maps (mappings) and /proc/PID/fd (open descriptors), matched by
 // device and inode number, so a name that was removed and made again is
 // never mistaken for the old segment.
+//
+// Two things /proc does not show are covered besides (issue 8):
+//
+//   - A process whose main thread (the thread-group leader) has exited while
+//     other threads run, as after pthread_exit in a C main: its
+//     /proc/PID/stat says state Z and /proc/PID/maps and /proc/PID/fd are
+//     empty, but /proc/PID/task/TID/maps and .../fd of a live thread list
+//     them. When the leader's lists are empty or unreadable and field 20 of
+//     stat (num_threads) is above 1, one live thread's lists are read
+//     instead.
+//   - A process in another PID namespace, which this /proc may not list at
+//     all (a container sharing /dev/shm). Every writable mapping made by the
+//     shm package holds an open-file-description (OFD) write lock on a byte
+//     of the segment's own file at or above offset 1<<62, far past its end
+//     (see liveness_linux.go and the README's Liveness section); the kernel
+//     drops it only when that mapping is closed or the whole process is
+//     gone, whatever its namespace. One F_OFD_GETLK per segment tells
+//     whether any such lock is held.
 
 import (
 	"bufio"
@@ -74,6 +92,7 @@ func scanSegments() (*segDir, error) {
 		d.sys[e] = sys
 		if e.Type == "segment" {
 			byKey[devIno{sys.dev, sys.ino}] = e
+			e.checkPresence(sys)
 		}
 	}
 	d.uninspected = findUsers(byKey)
@@ -94,9 +113,68 @@ func statSegment(name string) (*entry, error) {
 		return nil, err
 	}
 	if e.Type == "segment" {
+		e.checkPresence(sys)
 		findUsers(map[devIno]*entry{{sys.dev, sys.ino}: e})
 	}
 	return e, nil
+}
+
+// presenceBase is where the shm package's presence locks begin: every
+// writable mapping it makes holds an OFD write lock on one byte at
+// presenceBase + token<<16 + n (token < 2^46, n < 2^16), so the whole range
+// from here to the end of the offset space is theirs.
+const presenceBase = 1 << 62
+
+// checkPresence sets e.Locked, or e.LockError when it cannot tell.
+func (e *entry) checkPresence(sys entrySys) {
+	held, err := presenceLocked(e.Name, sys)
+	if err != nil {
+		e.LockError = err.Error()
+		return
+	}
+	e.Locked = &held
+}
+
+// presenceLocked reports whether any process holds a write lock at or past
+// presenceBase on the file /dev/shm/name, which must still be the file
+// identified by sys. It opens the file read-only, without following a
+// symlink and without blocking on a FIFO planted meanwhile, and asks
+// F_OFD_GETLK whether a read lock over [presenceBase, end of the offset
+// space) would conflict: a write lock of any other open file description
+// would, in whatever PID namespace its process is. An OFD lock belongs to
+// its open file description, so opening and closing our own never touches
+// anyone else's locks (fcntl(2), "Open file description locks").
+func presenceLocked(name string, sys entrySys) (bool, error) {
+	path := shmDir + "/" + name
+	var fd int
+	err := ignoringEINTR(func() (err error) {
+		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		return err
+	})
+	if err != nil {
+		return false, &fs.PathError{Op: "open", Path: "/" + name, Err: err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return false, &fs.PathError{Op: "fstat", Path: "/" + name, Err: err}
+	}
+	if uint64(st.Dev) != sys.dev || uint64(st.Ino) != sys.ino {
+		return false, fmt.Errorf("/%s: the name was replaced while it was checked", name)
+	}
+	lk := unix.Flock_t{Type: unix.F_RDLCK, Whence: unix.SEEK_SET, Start: presenceBase, Len: 0, Pid: 0}
+	if err := ignoringEINTR(func() error { return unix.FcntlFlock(uintptr(fd), unix.F_OFD_GETLK, &lk) }); err != nil {
+		return false, &fs.PathError{Op: "fcntl F_OFD_GETLK", Path: "/" + name, Err: err}
+	}
+	return lk.Type != unix.F_UNLCK, nil
+}
+
+func ignoringEINTR(f func() error) error {
+	for {
+		if err := f(); err != unix.EINTR {
+			return err
+		}
+	}
 }
 
 var owners = map[uint32]string{}
@@ -162,9 +240,7 @@ func findUsers(want map[devIno]*entry) []procInfo {
 			continue
 		}
 		dir := "/proc/" + p.Name()
-		okMaps := scanMaps(dir, pid, want)
-		okFds := scanFds(dir, pid, want)
-		if !okMaps || !okFds {
+		if !inspect(dir, pid, want) {
 			var st unix.Stat_t
 			if unix.Stat(dir, &st) != nil {
 				continue // it exited
@@ -180,16 +256,82 @@ func findUsers(want map[devIno]*entry) []procInfo {
 	return uninspected
 }
 
-// scanMaps reads /proc/PID/maps: "address perms offset dev inode path",
-// with dev as hex "major:minor". It returns false if the file could not be
-// read for a reason other than the process having exited.
-func scanMaps(dir string, pid int, want map[devIno]*entry) bool {
+// inspect records which wanted segments process pid (whose /proc directory
+// is dir) maps or holds open, and reports whether it could be inspected.
+//
+// The lists are the leader thread's, which are empty once it has exited
+// (state Z) even while other threads run: the kernel keeps them in the
+// address space and descriptor table, which a zombie leader no longer
+// points to (fs/proc/task_mmu.c, fs/proc/fd.c). Then, if stat says there
+// are other threads, the lists of one live thread are read instead: every
+// thread of a process shares its address space, and, unless it called
+// unshare(CLONE_FILES), its descriptor table. A process with no threads
+// besides the leader and empty lists (a kernel thread, a true zombie) costs
+// one read of stat.
+func inspect(dir string, pid int, want map[devIno]*entry) bool {
+	nMaps, okMaps := scanMaps(dir, pid, want)
+	nFds, okFds := scanFds(dir, pid, want)
+	if okMaps && okFds && nMaps > 0 && nFds > 0 {
+		return true
+	}
+	if numThreads(dir) <= 1 {
+		return okMaps && okFds
+	}
+	tasks, err := os.ReadDir(dir + "/task")
+	if err != nil {
+		return okMaps && okFds
+	}
+	for _, t := range tasks {
+		if t.Name() == strconv.Itoa(pid) {
+			continue // the leader, already read
+		}
+		tdir := dir + "/task/" + t.Name()
+		n, ok := scanMaps(tdir, pid, want)
+		if !ok {
+			break // not readable: neither are the others
+		}
+		if n == 0 {
+			continue // exited meanwhile: try another
+		}
+		_, okTaskFds := scanFds(tdir, pid, want)
+		return okTaskFds || okFds
+	}
+	return okMaps && okFds
+}
+
+// numThreads returns field 20 of /proc/PID/stat, num_threads, or 0 if it
+// cannot be read. The fields are counted after the last ')', since the
+// command name (field 2) may hold spaces and parentheses (proc(5)).
+func numThreads(dir string) int {
+	data, err := os.ReadFile(dir + "/stat")
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(data[i+1:])) // f[0] is field 3, state
+	if len(f) < 18 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[17])
+	return n
+}
+
+// scanMaps reads dir/maps: "address perms offset dev inode path", with dev
+// as hex "major:minor". It returns the number of lines read, and false if
+// the file could not be read for a reason other than the process having
+// exited.
+func scanMaps(dir string, pid int, want map[devIno]*entry) (int, bool) {
 	data, err := os.ReadFile(dir + "/maps")
 	if err != nil {
-		return gone(err)
+		return 0, gone(err)
 	}
+	lines := 0
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
+		lines++
 		f := strings.Fields(sc.Text())
 		if len(f) < 6 || f[4] == "0" {
 			continue
@@ -208,14 +350,15 @@ func scanMaps(dir string, pid int, want map[devIno]*entry) bool {
 			e.PIDs = append(e.PIDs, pid)
 		}
 	}
-	return true
+	return lines, true
 }
 
-// scanFds stats each descriptor of the process that names a file.
-func scanFds(dir string, pid int, want map[devIno]*entry) bool {
+// scanFds stats each descriptor in dir/fd that names a file. It returns
+// the number of descriptors listed, and false as scanMaps does.
+func scanFds(dir string, pid int, want map[devIno]*entry) (int, bool) {
 	fds, err := os.ReadDir(dir + "/fd")
 	if err != nil {
-		return gone(err)
+		return 0, gone(err)
 	}
 	for _, fd := range fds {
 		path := dir + "/fd/" + fd.Name()
@@ -231,7 +374,7 @@ func scanFds(dir string, pid int, want map[devIno]*entry) bool {
 			e.PIDs = append(e.PIDs, pid)
 		}
 	}
-	return true
+	return len(fds), true
 }
 
 // gone reports whether err says the process has exited.
@@ -239,14 +382,25 @@ func gone(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH)
 }
 
-// removeIfSame removes e's name if it still names the same segment.
+// removeIfSame removes e's name if it still names the same segment and no
+// presence lock has been taken on it since the scan: the /proc scan takes
+// long enough for a process to have mapped it meanwhile, and the lock
+// check is cheap.
 func (d *segDir) removeIfSame(e *entry) error {
 	var st unix.Stat_t
 	if err := unix.Lstat(shmDir+"/"+e.Name, &st); err != nil {
 		return err
 	}
-	if sys := d.sys[e]; uint64(st.Dev) != sys.dev || uint64(st.Ino) != sys.ino {
+	sys := d.sys[e]
+	if uint64(st.Dev) != sys.dev || uint64(st.Ino) != sys.ino {
 		return errors.New("the name was replaced since it was checked")
+	}
+	held, err := presenceLocked(e.Name, sys)
+	switch {
+	case err != nil && e.Locked != nil:
+		return fmt.Errorf("checking its presence lock again: %w", err)
+	case held:
+		return errNowInUse
 	}
 	return shm.Unlink(e.Name)
 }

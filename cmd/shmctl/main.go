@@ -17,10 +17,18 @@
 // ls and gc read /dev/shm and /proc, so they work on Linux only: macOS
 // keeps no list of its segments, and FreeBSD's is not read yet. stat, dump,
 // create and rm work wherever the shm package does.
+//
+// A segment is in use when a live process maps it or holds it open, as
+// /proc/PID/maps and /proc/PID/fd say (or, for a process whose main thread
+// has exited, those of one of its live threads), or when anyone holds a
+// presence lock on it: the OFD write lock at or past offset 1<<62 of the
+// segment's file that every writable mapping made by the shm package
+// holds. The lock is seen across PID namespaces, where /proc is not.
 package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -72,11 +80,17 @@ var commands = []*command{
 		name: "ls", alias: "list", args: "[-json]",
 		summary: "list segments and the processes using them",
 		help: `Lists every entry in /dev/shm: name, size, mode, owner, modification time,
-and the PIDs of the processes that map it or hold it open (from /proc/*/maps
-and /proc/*/fd). Entries that are not segments (a symlink, a directory, a
-FIFO planted there) are shown with their type and never followed. Names with
-unusual characters are shown quoted. As an ordinary user, processes of other
-users cannot be inspected and their use of a segment is not shown.
+the PIDs of the processes that map it or hold it open (from /proc/*/maps and
+/proc/*/fd, or a live thread's /proc/*/task/*/ lists when a process's main
+thread has exited), and LOCKED: "yes" when a presence lock is held on it (an
+OFD write lock at or past offset 1<<62 of its file, which every writable
+mapping made by the shm package holds, in whatever PID namespace; a process
+in another namespace may have no PID here), "no", or "?" when it could not
+be checked (JSON: "locked" true, false or null, and "lock_error"). Entries
+that are not segments (a symlink, a directory, a FIFO planted there) are
+shown with their type and never followed. Names with unusual characters are
+shown quoted. As an ordinary user, processes of other users cannot be
+inspected and their use of a segment is not shown.
 Linux only: macOS keeps no list of its segments.`,
 		run: runLs,
 		flags: func(fs *flag.FlagSet, c *cmdEnv) {
@@ -126,8 +140,15 @@ name is removed itself, never its target.`,
 	{
 		name: "gc", args: "[-age D] [-prefix P] [-dry-run] [-ignore-uninspected] [-json] [NAME...]",
 		summary: "remove segments that no live process uses",
-		help: `Removes segments that no live process maps or holds open and that were last
-modified (or changed) longer ago than -age. It never removes a segment in use,
+		help: `Removes segments that no live process maps or holds open, on which no
+presence lock is held, and that were last modified (or changed) longer ago
+than -age. A process is seen in /proc/*/maps and /proc/*/fd, or in a live
+thread's /proc/*/task/*/ lists when its main thread has exited; a presence
+lock (an OFD write lock at or past offset 1<<62 of the segment's file, held
+by every writable mapping made by the shm package) is seen whatever PID
+namespace its process is in, so a segment used from another container is
+kept; a segment whose lock cannot be checked is kept too. The lock is checked
+again just before the removal. It never removes a segment in use,
 nor anything that is not a segment (a symlink, a directory). With -prefix, or
 NAMEs, it considers only those segments. It needs to inspect every process
 that could use a segment. Processes it cannot inspect (another user's, as an
@@ -143,7 +164,7 @@ active hand-over. Linux only.`,
 			fs.StringVar(&c.prefix, "prefix", "", "consider only names that begin with this")
 			fs.BoolVar(&c.dryRun, "dry-run", false, "say what would be removed, remove nothing")
 			fs.BoolVar(&c.ignoreUninspected, "ignore-uninspected", false,
-				"treat processes whose mappings cannot be read as using no segment")
+				"treat processes whose mappings cannot be read, and presence locks that cannot be checked, as using no segment")
 			fs.BoolVar(&c.json, "json", false, "print JSON: {dry_run, removed, kept, uninspected}")
 		},
 	},
@@ -276,8 +297,29 @@ type entry struct {
 	// PIDs are the processes that map the segment or hold it open, when
 	// known (Linux); nil elsewhere.
 	PIDs []int `json:"pids"`
+	// Locked says whether a presence lock is held on the segment: a write
+	// lock at or past offset 1<<62 of its file, which every writable mapping
+	// made by the shm package holds, in whatever PID namespace. nil when it
+	// could not be told (LockError says why), for entries that are not
+	// segments, and on systems without OFD locks.
+	Locked    *bool  `json:"locked"`
+	LockError string `json:"lock_error,omitempty"`
 
 	changed time.Time // the later of mtime and ctime
+}
+
+// lockState is e.Locked for a table: "yes", "no", "?" (could not be
+// checked) or "-" (not a segment, or not known on this system).
+func (e *entry) lockState() string {
+	switch {
+	case e.Locked != nil && *e.Locked:
+		return "yes"
+	case e.Locked != nil:
+		return "no"
+	case e.LockError != "":
+		return "?"
+	}
+	return "-"
 }
 
 func (e *entry) pidList() string {
@@ -320,10 +362,10 @@ func runLs(c *cmdEnv, args []string) int {
 		return c.printJSON(dir.entries)
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 8, 2, ' ', 0)
-	fmt.Fprintf(tw, "NAME\tTYPE\tSIZE\tMODE\tOWNER\tMODIFIED\tPIDS\n")
+	fmt.Fprintf(tw, "NAME\tTYPE\tSIZE\tMODE\tOWNER\tMODIFIED\tPIDS\tLOCKED\n")
 	for _, e := range dir.entries {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", displayName(e.Name), e.Type, e.Size, e.Mode, e.ownerName(),
-			e.ModTime.Format("2006-01-02 15:04:05"), e.pidList())
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", displayName(e.Name), e.Type, e.Size, e.Mode, e.ownerName(),
+			e.ModTime.Format("2006-01-02 15:04:05"), e.pidList(), e.lockState())
 	}
 	tw.Flush()
 	return exitOK
@@ -354,8 +396,15 @@ func runStat(c *cmdEnv, args []string) int {
 	if e.PIDs == nil {
 		pids = "unknown on this system"
 	}
-	fmt.Fprintf(c.stdout, "Name:     /%s\nType:     %s\nSize:     %d\nMode:     %s\nOwner:    %s\nModified: %s\nPIDs:     %s\n",
-		displayName(e.Name), e.Type, e.Size, e.Mode, e.ownerName(), e.ModTime.Format(time.RFC3339Nano), pids)
+	locked := e.lockState()
+	switch {
+	case e.LockError != "":
+		locked += " (" + e.LockError + ")"
+	case e.PIDs == nil && e.Type == "segment":
+		locked = "unknown on this system"
+	}
+	fmt.Fprintf(c.stdout, "Name:     /%s\nType:     %s\nSize:     %d\nMode:     %s\nOwner:    %s\nModified: %s\nPIDs:     %s\nLocked:   %s\n",
+		displayName(e.Name), e.Type, e.Size, e.Mode, e.ownerName(), e.ModTime.Format(time.RFC3339Nano), pids, locked)
 	return exitOK
 }
 
@@ -478,6 +527,10 @@ func procList(ps []procInfo) string {
 	return strings.Join(s, ", ")
 }
 
+// errNowInUse is returned by removeIfSame when a presence lock was taken on
+// the segment after the scan found it unused.
+var errNowInUse = errors.New("in use: a presence lock was taken on it after the scan")
+
 // gcKept is a segment gc left alone, and why.
 type gcKept struct {
 	*entry
@@ -517,14 +570,20 @@ func runGc(c *cmdEnv, args []string) int {
 			reason = "not a segment (" + e.Type + ")"
 		case len(e.PIDs) > 0:
 			reason = "in use by " + e.pidList()
+		case e.Locked != nil && *e.Locked:
+			reason = "in use: a presence lock is held on it (a process maps it through the shm package, perhaps in another PID namespace)"
 		case now.Sub(e.changed) < c.age:
 			reason = fmt.Sprintf("changed %v ago, less than -age %v", now.Sub(e.changed).Round(time.Second), c.age)
+		case !c.ignoreUninspected && e.Locked == nil:
+			reason = "could be in use: its presence lock could not be checked: " + e.LockError + " (-ignore-uninspected overrides)"
 		case !c.ignoreUninspected && len(dir.mayBeHidden(e)) > 0:
 			reason = "could be in use by processes that could not be inspected: " + procList(dir.mayBeHidden(e)) +
 				" (-ignore-uninspected overrides)"
 		}
 		if reason == "" && !c.dryRun {
-			if err := dir.removeIfSame(e); err != nil {
+			if err := dir.removeIfSame(e); errors.Is(err, errNowInUse) {
+				reason = err.Error()
+			} else if err != nil {
 				reason = "not removed: " + err.Error()
 				status = exitFail
 				fmt.Fprintf(c.stderr, "shmctl gc: %s: %v\n", displayName(e.Name), err)
