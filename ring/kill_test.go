@@ -448,7 +448,7 @@ func childLeaderExit(args []string) int {
 		os.Exit(code)
 	}()
 	time.Sleep(50 * time.Millisecond)
-	syscall.RawSyscall(syscall.SYS_EXIT, 0, 0, 0)
+	exitThread()
 	return 0
 }
 
