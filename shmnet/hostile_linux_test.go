@@ -428,3 +428,52 @@ func cpuTime(t *testing.T) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+func init() {
+	children["dial-slow-echo"] = func(args []string) int {
+		c, err := shmnet.Dial(args[0])
+		if err != nil {
+			return fail("Dial: %v", err)
+		}
+		// Long enough for the ring's periodic liveness checks (100 ms) on
+		// both sides: a live peer must not be taken for dead.
+		time.Sleep(300 * time.Millisecond)
+		if _, err := c.Write([]byte("late")); err != nil {
+			return fail("Write: %v", err)
+		}
+		buf := make([]byte, 3)
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "bye" {
+			return fail("Read = %q, %v", buf, err)
+		}
+		c.Close()
+		return 0
+	}
+}
+
+func TestTwoProcessesSlowPeer(t *testing.T) {
+	l := listen(t, nil)
+	cmd := harnessCommand(t, "dial-slow-echo", l.Addr().String())
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(s, buf); err != nil || string(buf) != "late" {
+		t.Fatalf("Read = %q, %v, want \"late\" (a live peer taken for dead?)", buf, err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if _, err := s.Write([]byte("bye")); err != nil {
+		t.Fatalf("Write = %v", err)
+	}
+	if n, err := s.Read(buf); err != io.EOF {
+		t.Fatalf("Read after the peer's Close = %d, %v, want io.EOF", n, err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("child: %v", err)
+	}
+}

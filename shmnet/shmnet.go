@@ -135,9 +135,9 @@ func (d *Dialer) dial(ctx context.Context, address string) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	sendErr := shm.SendSegment(uc, tx.Segment())
+	sendErr := sendSegment(uc, tx.Segment())
 	if sendErr == nil {
-		sendErr = shm.SendSegment(uc, rx.Segment())
+		sendErr = sendSegment(uc, rx.Segment())
 	}
 	// Read the reply even when sending failed: a listener that refused
 	// the first segment says why before it hangs up.

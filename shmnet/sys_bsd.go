@@ -6,6 +6,8 @@ import (
 	"net"
 	"runtime"
 
+	"github.com/mindmeld-go/shm"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -46,3 +48,7 @@ func peerCred(uc *net.UnixConn) (Cred, error) {
 	}
 	return cred, serr
 }
+
+// sendSegment is shm.SendSegment: without OFD locks, liveness does not
+// depend on the open file description (see sys_linux.go).
+func sendSegment(uc *net.UnixConn, seg *shm.Segment) error { return shm.SendSegment(uc, seg) }

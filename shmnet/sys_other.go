@@ -5,6 +5,8 @@ package shmnet
 import (
 	"errors"
 	"net"
+
+	"github.com/mindmeld-go/shm"
 )
 
 const (
@@ -13,3 +15,5 @@ const (
 )
 
 func peerCred(*net.UnixConn) (Cred, error) { return Cred{PID: -1}, errors.ErrUnsupported }
+
+func sendSegment(uc *net.UnixConn, seg *shm.Segment) error { return shm.SendSegment(uc, seg) }
