@@ -231,7 +231,7 @@ func (c *Consumer) read(ctx context.Context, block bool) ([]byte, error) {
 	if c.pending != 0 {
 		return nil, errors.New("shm: ring: Read before Release of the previous message")
 	}
-	w := waitState{e: &c.end, polling: c.r.polling}
+	w := waitState{e: &c.end, polling: c.r.polling, watch: c.watchProducers}
 	defer w.done()
 	look := true // run whenEmpty: at first, after a check, after a sleep
 	for {
@@ -239,7 +239,7 @@ func (c *Consumer) read(ctx context.Context, block bool) ([]byte, error) {
 		if err != nil || ok {
 			return msg, err
 		}
-		if c.closed.Load() {
+		if c.closing.Load() {
 			return nil, c.errClosed()
 		}
 		if !block && time.Since(c.lastCheck) >= 100*time.Millisecond {
@@ -412,6 +412,13 @@ func (c *Consumer) whenEmpty() error {
 		return nil
 	}
 	return io.EOF
+}
+
+// watchProducers watches the process of every producer that holds a slot.
+func (c *Consumer) watchProducers() {
+	for i := range c.r.slots {
+		c.watchPeer(i, c.r.slots[i].Token.Load())
+	}
 }
 
 // checkProducers watches every producer's process, frees the slots of

@@ -16,23 +16,24 @@ import (
 // Close, from any goroutine, stop the calls running on the end and wait
 // for them, the fault guard, and the watches on peer processes.
 //
-// A call brackets its work with enter and leave. enter moves state from
-// idle to busy with one compare-and-swap, and leave stores idle again;
-// Close moves it from idle to closed, the same way, so either a call finds
-// the end closed and touches nothing, or Close waits for leave. Only the
-// call that made it busy changes a busy state, so leave needs no atomic
-// read-modify-write: one locked instruction per call is the whole cost of
-// Close safety on the fast path.
+// A call brackets its work with enter and leave: enter stores busy and
+// then loads closing; Close stores closing and then loads busy until it is
+// clear (Dekker's pattern), so either the call sees closing and touches
+// nothing, or Close sees busy and waits for leave. The store-to-load order
+// this needs costs the caller nothing where Close can buy it for both
+// sides: on Linux/amd64 Close runs membarrier(2), which makes every thread
+// of the process execute a full barrier, and the call's stores are plain
+// (x86-TSO gives the rest). Elsewhere the entry store is sequentially
+// consistent (on arm64 an STLR, which is that already). The end is used by
+// one goroutine at a time, so no atomic read-modify-write is needed.
 type end struct {
-	r     *Ring
-	state atomic.Uint32 // stateIdle, stateBusy, stateClosed, stateFaulted
-	guard bool          // r.guard: calls catch memory faults
-	pof   bool          // the running call's saved panic-on-fault setting
-	fault error         // set once a call faulted: the end is unusable
-
-	// closed is set when Close begins, before it waits for state to be
-	// idle, so that a sleeping call gives up.
-	closed atomic.Bool
+	r       *Ring
+	busy    atomic.Uint32 // 1 while a call runs
+	closing atomic.Bool   // Close has begun
+	stop    atomic.Bool   // closing, or fault set: enter refuses
+	guard   bool          // r.guard: calls catch memory faults
+	pof     bool          // the running call's saved panic-on-fault setting
+	fault   error         // set once a call faulted: the end is unusable
 
 	// event is set, and the sleeping call's wait cancelled, when a watched
 	// peer goes or Close begins. notify touches only this process's
@@ -43,15 +44,19 @@ type end struct {
 	done      bool               // Close has begun
 	closeDone chan struct{}      // closed when Close has finished
 
-	watches []watch // peers watched with AfterPeer, by slot (consumer) or one (producer)
+	watches []watch   // peers watched with AfterPeer, by slot (consumer) or one (producer)
+	checked time.Time // last look at the peers (waitState.pause)
 }
 
-const (
-	stateIdle = iota
-	stateBusy
-	stateClosed
-	stateFaulted
-)
+func (e *end) base() *end { return e }
+
+// markClosing makes the end's calls give up: new ones at once, a sleeping
+// one within about a millisecond.
+func (e *end) markClosing() {
+	e.closing.Store(true)
+	e.stop.Store(true)
+	e.notify()
+}
 
 // A watch is an AfterPeer registration for one token.
 type watch struct {
@@ -61,9 +66,11 @@ type watch struct {
 
 // enter starts a call on the end. It reports false, touching nothing
 // shared, once Close has begun or a fault has made the end unusable; the
-// caller then returns refuse's error. It is small enough to be inlined.
+// caller then returns refuse's error.
 func (e *end) enter() bool {
-	if !e.state.CompareAndSwap(stateIdle, stateBusy) {
+	storeBusy(&e.busy)
+	if e.stop.Load() {
+		storeRelease(&e.busy, 0)
 		return false
 	}
 	if e.guard {
@@ -72,20 +79,15 @@ func (e *end) enter() bool {
 	return true
 }
 
-// refuse is the error of a call that enter refused: the end is closed or
-// unusable after a fault, or (a bug in the caller) a call is running on it
-// in another goroutine.
+// refuse is the error of a call that enter refused.
 func (e *end) refuse(what string) error {
-	switch e.state.Load() {
-	case stateFaulted:
+	if e.closing.Load() {
+		return fmt.Errorf("shm: ring %s: %s: %w", e.r.Name(), what, fs.ErrClosed)
+	}
+	if e.fault != nil {
 		return e.fault
-	case stateClosed:
-		return fmt.Errorf("shm: ring %s: %s: %w", e.r.Name(), what, fs.ErrClosed)
 	}
-	if e.closed.Load() {
-		return fmt.Errorf("shm: ring %s: %s: %w", e.r.Name(), what, fs.ErrClosed)
-	}
-	return fmt.Errorf("shm: ring %s: %s: called from two goroutines at once", e.r.Name(), what)
+	return fmt.Errorf("shm: ring %s: %s: refused", e.r.Name(), what)
 }
 
 // leave ends a call begun by enter; it is deferred, so that it can turn a
@@ -98,15 +100,14 @@ func (e *end) leave(errp *error) {
 	}
 	if x := recover(); x != nil {
 		if _, ok := x.(interface{ Addr() uintptr }); !ok {
-			storeRelease(&e.state, stateIdle)
+			storeRelease(&e.busy, 0)
 			panic(x)
 		}
 		e.fault = faultErr(e.r.Name(), nil)
+		e.stop.Store(true)
 		*errp = e.fault
-		e.state.Store(stateFaulted)
-		return
 	}
-	storeRelease(&e.state, stateIdle)
+	storeRelease(&e.busy, 0)
 }
 
 // faultErr is the error of a call that faulted on the ring's memory.
@@ -155,7 +156,7 @@ func (e *end) beginClose() bool {
 	e.done = true
 	e.closeDone = make(chan struct{})
 	e.mu.Unlock()
-	e.closed.Store(true)
+	e.markClosing()
 	e.notify()
 	return true
 }
@@ -168,7 +169,10 @@ func (e *end) finishClose() { close(e.closeDone) }
 // millisecond (shm.WaitContext), and a call that is not asleep leaves in
 // bounded time.
 func (e *end) drain() {
-	for i := 0; !e.state.CompareAndSwap(stateIdle, stateClosed) && !e.state.CompareAndSwap(stateFaulted, stateClosed); i++ {
+	if asymmetric {
+		heavyBarrier() // a call's busy store before it, or its closing load after it
+	}
+	for i := 0; e.busy.Load() != 0; i++ {
 		if i < 100 {
 			runtime.Gosched()
 		} else {

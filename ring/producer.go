@@ -274,7 +274,7 @@ func (p *Producer) claim(ctx context.Context, n int, block bool) ([]byte, error)
 		return nil, fmt.Errorf("shm: ring %s: %w: %d bytes, the maximum is %d", r.Name(), ErrTooLarge, n, r.maxMsg)
 	}
 	size := align(uint64(n) + recordHeader)
-	w := waitState{e: &p.end, polling: r.polling}
+	w := waitState{e: &p.end, polling: r.polling, watch: func() { p.watchPeer(0, r.h.ConsumerToken.Load()) }}
 	defer w.done()
 	for {
 		if r.h.ConsumerState.Load() == consumerClosed {

@@ -241,7 +241,10 @@ type Ring struct {
 	closed bool
 }
 
-type closer interface{ Close() error }
+type closer interface {
+	Close() error
+	base() *end
+}
 
 // segmentSize returns the segment size needed for a ring of the given capacity and
 // producer slots.
@@ -519,6 +522,12 @@ func (r *Ring) Close() error {
 	ends := r.ends
 	r.ends = nil
 	r.mu.Unlock()
+	// Every end is marked closing first, so that no call blocked on one
+	// sees another's Close (a consumer would see io.EOF) rather than its
+	// own.
+	for _, e := range ends {
+		e.base().markClosing()
+	}
 	for _, e := range ends {
 		e.Close()
 	}

@@ -29,13 +29,15 @@ const (
 )
 
 // waitState carries one blocking call's progress from spinning to
-// sleeping, and says when the caller should look at its peers: before the
-// first sleep, after a watched peer went (notify), and every sleepMax.
+// sleeping, and says when the caller should look at its peers (asking
+// whether each lives): before the end first sleeps, after a watched peer
+// went (notify), and every sleepMax. The time of the last look is kept in
+// the end, so a busy end's calls do not each pay for one.
 type waitState struct {
 	e       *end
 	n       int
 	polling bool
-	checked time.Time // last look at the peers; zero before the first
+	watch   func() // before each sleep: watch peers that appeared (no system call unless one did)
 	wctx    context.Context
 	cancel  context.CancelFunc
 }
@@ -60,27 +62,35 @@ func (w *waitState) pause(ctx context.Context, word *atomic.Uint32, ready func()
 		return false, err
 	}
 	e := w.e
-	if e.closed.Load() {
+	if e.closing.Load() {
 		return false, e.errClosed()
 	}
-	now := time.Now()
-	if e.event.Swap(false) || w.checked.IsZero() || now.Sub(w.checked) >= sleepMax {
-		w.checked = now
-		return true, nil
-	}
 	if w.polling {
-		if w.n%1024 == 0 {
-			runtime.Gosched()
+		if w.n%1024 != 0 {
+			return false, nil
 		}
-		return false, nil
-	}
-	if w.n < spinIters+yieldIters {
+		runtime.Gosched()
+	} else if w.n < spinIters+yieldIters {
 		runtime.Gosched()
 		return false, nil
 	}
+	// About to sleep (or, polling, every 1024 polls): look at the peers
+	// first if one was reported gone, before the first sleep, and every
+	// sleepMax.
+	now := time.Now()
+	if e.event.Swap(false) || e.checked.IsZero() || now.Sub(e.checked) >= sleepMax {
+		e.checked = now
+		return true, nil
+	}
+	if w.polling {
+		return false, nil
+	}
+	if w.watch != nil {
+		w.watch()
+	}
 	if w.wctx == nil || w.wctx.Err() != nil {
 		w.wctx, w.cancel = e.waitCtx(ctx)
-		if e.event.Load() || e.closed.Load() {
+		if e.event.Load() || e.closing.Load() {
 			return false, nil // seen at the next pause
 		}
 	}
@@ -88,6 +98,6 @@ func (w *waitState) pause(ctx context.Context, word *atomic.Uint32, ready func()
 	if ready() {
 		return false, nil
 	}
-	wait(w.wctx, word, 1, sleepMax-now.Sub(w.checked))
+	wait(w.wctx, word, 1, sleepMax-now.Sub(e.checked))
 	return false, ctx.Err()
 }
