@@ -60,7 +60,7 @@ func TestMain(m *testing.M) {
 			src := filepath.Join(dir, "holder.c")
 			os.WriteFile(src, []byte(cHolderSrc), 0o600)
 			cHolder = filepath.Join(dir, "holder")
-			if out, err := exec.Command(gcc, "-O", "-o", cHolder, src, "-lrt").CombinedOutput(); err != nil {
+			if out, err := exec.Command(gcc, "-O", "-pthread", "-o", cHolder, src, "-lrt").CombinedOutput(); err != nil {
 				fmt.Fprintf(os.Stderr, "building the C holder: %v\n%s", err, out)
 				return 1
 			}
@@ -80,26 +80,64 @@ func TestMain(m *testing.M) {
 
 // cHolderSrc creates a segment, writes "from C" into it, and holds it until
 // its standard input closes or it is killed: mapped with the descriptor
-// closed ("map"), or open but not mapped ("fd").
+// closed ("map"), or open but not mapped ("fd"). Options after the size:
+//
+//	lock     take a presence lock as the shm package does: an OFD write
+//	         lock on the byte 2^62 + (token << 16) + n of the segment's file
+//	lowlock  take an OFD write lock on byte 0 instead, which is no presence
+//	         lock
+//	thread   wait on a second thread and end main with pthread_exit, so the
+//	         process lives on with its leader thread exited (state Z)
 const cHolderSrc = `
+#define _GNU_SOURCE
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+static void *waiter(void *arg) {
+	char b;
+	while (read(0, &b, 1) > 0) {}
+	exit(0);
+}
+
 int main(int argc, char **argv) {
-	if (argc != 4) return 2;
+	if (argc < 4) return 2;
+	int lock = 0, lowlock = 0, thread = 0;
+	for (int i = 4; i < argc; i++) {
+		if (strcmp(argv[i], "lock") == 0) lock = 1;
+		else if (strcmp(argv[i], "lowlock") == 0) lowlock = 1;
+		else if (strcmp(argv[i], "thread") == 0) thread = 1;
+		else return 2;
+	}
 	int size = atoi(argv[3]);
 	int fd = shm_open(argv[2], O_CREAT | O_EXCL | O_RDWR, 0600);
 	if (fd < 0) { perror("shm_open"); return 1; }
 	if (ftruncate(fd, size) < 0) { perror("ftruncate"); return 1; }
+	if (lock || lowlock) {
+		struct flock lk;
+		memset(&lk, 0, sizeof lk);
+		lk.l_type = F_WRLCK;
+		lk.l_whence = SEEK_SET;
+		lk.l_start = lock ? ((off_t)1 << 62) + ((off_t)(getpid() | 1) << 16) + 7 : 0;
+		lk.l_len = 1;
+		if (fcntl(fd, F_OFD_SETLK, &lk) < 0) { perror("fcntl F_OFD_SETLK"); return 1; }
+	}
 	if (strcmp(argv[1], "map") == 0) {
 		char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 		if (p == MAP_FAILED) { perror("mmap"); return 1; }
 		memcpy(p, "from C", 6);
-		close(fd);
+		close(fd); /* the mapping keeps the open file description, and its lock */
+	}
+	if (thread) {
+		pthread_t t;
+		if (pthread_create(&t, NULL, waiter, NULL) != 0) { perror("pthread_create"); return 1; }
+		printf("ready\n");
+		fflush(stdout);
+		pthread_exit(NULL);
 	}
 	printf("ready\n");
 	fflush(stdout);
@@ -138,20 +176,31 @@ type holder struct {
 }
 
 // startHolder starts a holder process of the given kind ("go", "map" or "fd",
-// the last two in C) for segment name and waits until it is ready.
-func startHolder(t *testing.T, kind, name string, size int) *holder {
+// the last two in C, with the C holder's options) for segment name and
+// waits until it is ready.
+func startHolder(t *testing.T, kind, name string, size int, opts ...string) *holder {
 	t.Helper()
-	var cmd *exec.Cmd
+	return startHolderCmd(t, holderCmd(t, kind, name, size, opts...), kind+" "+name)
+}
+
+// holderCmd returns the command startHolder runs.
+func holderCmd(t *testing.T, kind, name string, size int, opts ...string) *exec.Cmd {
+	t.Helper()
 	if kind == "go" {
 		exe, _ := os.Executable()
-		cmd = exec.Command(exe, "-test.run=^$", name, strconv.Itoa(size))
+		cmd := exec.Command(exe, "-test.run=^$", name, strconv.Itoa(size))
 		cmd.Env = append(os.Environ(), holderEnv+"=1")
-	} else {
-		if cHolder == "" {
-			t.Skip("gcc is not installed")
-		}
-		cmd = exec.Command(cHolder, kind, "/"+name, strconv.Itoa(size))
+		return cmd
 	}
+	if cHolder == "" {
+		t.Skip("gcc is not installed")
+	}
+	return exec.Command(cHolder, append([]string{kind, "/" + name, strconv.Itoa(size)}, opts...)...)
+}
+
+// startHolderCmd starts cmd, a holder, and waits until it says it is ready.
+func startHolderCmd(t *testing.T, cmd *exec.Cmd, what string) *holder {
+	t.Helper()
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
@@ -162,7 +211,7 @@ func startHolder(t *testing.T, kind, name string, size int) *holder {
 	t.Cleanup(h.stop)
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if line != "ready\n" {
-		t.Fatalf("holder %s %s: %q, %v", kind, name, line, err)
+		t.Fatalf("holder %s: %q, %v", what, line, err)
 	}
 	return h
 }
