@@ -38,6 +38,9 @@
 // (cmd/shmctl) lists segments with the processes that use them, and
 // "shmctl gc" removes those that no live process uses and that have not
 // changed for a while (-age, default an hour); both work on Linux only.
+// A process uses a segment when /proc shows it mapped or open (a live
+// thread's lists, if the main thread has exited), or when a presence lock
+// of this package is held on it, which is seen across PID namespaces.
 //
 // [CreateAnonymous] makes a segment with no name, freed with its last
 // descriptor and mapping; share it with [SendSegment] and [ReceiveSegment]

@@ -140,24 +140,23 @@ name is removed itself, never its target.`,
 	{
 		name: "gc", args: "[-age D] [-prefix P] [-dry-run] [-ignore-uninspected] [-json] [NAME...]",
 		summary: "remove segments that no live process uses",
-		help: `Removes segments that no live process maps or holds open, on which no
-presence lock is held, and that were last modified (or changed) longer ago
-than -age. A process is seen in /proc/*/maps and /proc/*/fd, or in a live
-thread's /proc/*/task/*/ lists when its main thread has exited; a presence
-lock (an OFD write lock at or past offset 1<<62 of the segment's file, held
-by every writable mapping made by the shm package) is seen whatever PID
-namespace its process is in, so a segment used from another container is
-kept; a segment whose lock cannot be checked is kept too. The lock is checked
-again just before the removal. It never removes a segment in use,
-nor anything that is not a segment (a symlink, a directory). With -prefix, or
-NAMEs, it considers only those segments. It needs to inspect every process
-that could use a segment. Processes it cannot inspect (another user's, as an
-ordinary user; a non-dumpable process, even as root) could be using one, so it
-keeps a segment that such a process could open (its owner's processes,
-root's, or anyone's if the mode allows), names those processes, and removes
-it only with -ignore-uninspected. Between the check and the removal a process
-could still open the name: gc is for names left behind, not for names in
-active hand-over. Linux only.`,
+		help: `Removes segments that no live process uses and that were last modified (or
+changed) longer ago than -age. A segment is in use when a process maps it or
+holds it open, as /proc/*/maps and /proc/*/fd say (or one live thread's
+/proc/*/task/*/ lists, when a process's main thread has exited), or when a
+presence lock is held on it: an OFD write lock at or past offset 1<<62 of its
+file, which every writable mapping made by the shm package holds, seen
+whatever PID namespace its process is in, so a segment used from another
+container is kept. gc never removes a segment in use, nor anything that is
+not a segment (a symlink, a directory). With -prefix, or NAMEs, it considers
+only those segments. Processes it cannot inspect (another user's, as an
+ordinary user; a non-dumpable process, even as root) could be using one, so
+it keeps a segment that such a process could open (its owner's processes,
+root's, or anyone's if the mode allows) and names those processes; it keeps
+a segment whose presence lock cannot be checked too; -ignore-uninspected
+overrides both. The lock is checked again just before the removal, but a
+process could still open the name in between: gc is for names left behind,
+not for names in active hand-over. Linux only.`,
 		run: runGc,
 		flags: func(fs *flag.FlagSet, c *cmdEnv) {
 			fs.DurationVar(&c.age, "age", time.Hour, "remove only segments unchanged for at least this long")
