@@ -90,6 +90,12 @@ func (c *Consumer) Receive(buf []byte) (n int, err error) {
 	if !c.enter() {
 		return 0, c.refuse("consumer")
 	}
+	if !c.guard { // no fault to catch: no deferred recover on the fast path
+		if n, ok := c.fastReceive(buf); ok {
+			c.exit()
+			return n, nil
+		}
+	}
 	defer c.leave(&err)
 	if n, ok := c.fastReceive(buf); ok {
 		return n, nil
@@ -101,6 +107,12 @@ func (c *Consumer) Receive(buf []byte) (n int, err error) {
 func (c *Consumer) TryReceive(buf []byte) (n int, err error) {
 	if !c.enter() {
 		return 0, c.refuse("consumer")
+	}
+	if !c.guard { // no fault to catch: no deferred recover on the fast path
+		if n, ok := c.fastReceive(buf); ok {
+			c.exit()
+			return n, nil
+		}
 	}
 	defer c.leave(&err)
 	if n, ok := c.fastReceive(buf); ok {
@@ -157,6 +169,12 @@ func (c *Consumer) Read() (msg []byte, err error) {
 	if !c.enter() {
 		return nil, c.refuse("consumer")
 	}
+	if !c.guard {
+		if msg := c.fastRead(); msg != nil {
+			c.exit()
+			return msg, nil
+		}
+	}
 	defer c.leave(&err)
 	if msg := c.fastRead(); msg != nil {
 		return msg, nil
@@ -168,6 +186,12 @@ func (c *Consumer) Read() (msg []byte, err error) {
 func (c *Consumer) TryRead() (msg []byte, err error) {
 	if !c.enter() {
 		return nil, c.refuse("consumer")
+	}
+	if !c.guard {
+		if msg := c.fastRead(); msg != nil {
+			c.exit()
+			return msg, nil
+		}
 	}
 	defer c.leave(&err)
 	if msg := c.fastRead(); msg != nil {
@@ -190,6 +214,11 @@ func (c *Consumer) ReadContext(ctx context.Context) (msg []byte, err error) {
 func (c *Consumer) Release() (err error) {
 	if !c.enter() {
 		return c.refuse("consumer")
+	}
+	if !c.guard && c.pending != 0 {
+		c.release()
+		c.exit()
+		return nil
 	}
 	defer c.leave(&err)
 	if c.pending == 0 {

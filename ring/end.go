@@ -110,6 +110,10 @@ func (e *end) leave(errp *error) {
 	storeRelease(&e.busy, 0)
 }
 
+// exit ends a call begun by enter on an end without a guard, where no
+// fault can happen and leave need not be deferred.
+func (e *end) exit() { storeRelease(&e.busy, 0) }
+
 // faultErr is the error of a call that faulted on the ring's memory.
 func faultErr(name string, err error) error {
 	return fmt.Errorf("shm: ring %s: %w: memory fault, the segment was shrunk by another process: %w", name, ErrCorrupt, syscall.EFAULT)

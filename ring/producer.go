@@ -117,6 +117,14 @@ func (p *Producer) Send(msg []byte) (err error) {
 	if !p.enter() {
 		return p.refuse("producer")
 	}
+	if !p.guard { // no fault to catch: no deferred recover on the fast path
+		if buf := p.fastClaim(len(msg)); buf != nil {
+			copyIn(buf, msg)
+			p.commit()
+			p.exit()
+			return nil
+		}
+	}
 	defer p.leave(&err)
 	if buf := p.fastClaim(len(msg)); buf != nil {
 		copyIn(buf, msg)
@@ -130,6 +138,14 @@ func (p *Producer) Send(msg []byte) (err error) {
 func (p *Producer) TrySend(msg []byte) (err error) {
 	if !p.enter() {
 		return p.refuse("producer")
+	}
+	if !p.guard { // no fault to catch: no deferred recover on the fast path
+		if buf := p.fastClaim(len(msg)); buf != nil {
+			copyIn(buf, msg)
+			p.commit()
+			p.exit()
+			return nil
+		}
 	}
 	defer p.leave(&err)
 	if buf := p.fastClaim(len(msg)); buf != nil {
@@ -185,6 +201,12 @@ func (p *Producer) Claim(n int) (buf []byte, err error) {
 	if !p.enter() {
 		return nil, p.refuse("producer")
 	}
+	if !p.guard {
+		if buf := p.fastClaim(n); buf != nil {
+			p.exit()
+			return buf, nil
+		}
+	}
 	defer p.leave(&err)
 	if buf := p.fastClaim(n); buf != nil {
 		return buf, nil
@@ -214,6 +236,11 @@ func (p *Producer) ClaimContext(ctx context.Context, n int) (buf []byte, err err
 func (p *Producer) Commit() (err error) {
 	if !p.enter() {
 		return p.refuse("producer")
+	}
+	if !p.guard && p.claimed {
+		p.commit()
+		p.exit()
+		return nil
 	}
 	defer p.leave(&err)
 	if !p.claimed {

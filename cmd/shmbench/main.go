@@ -23,6 +23,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -158,6 +159,63 @@ func ringThroughput(size, n int, zeroCopy bool) (time.Duration, error) {
 			binary.LittleEndian.PutUint64(buf, uint64(i))
 			p.Commit()
 		} else if err := p.Send(msg); err != nil {
+			return 0, err
+		}
+	}
+	p.Close()
+	if err := cmd.Wait(); err != nil {
+		return 0, err
+	}
+	return time.Duration(num(strings.TrimSpace(out.String()))), nil
+}
+
+// sealedThroughput is ringThroughput (copy in, copy out) on a ring in an
+// anonymous segment sealed against shrinking, passed to the child over a
+// Unix socket: the configuration whose calls need no fault guard.
+func sealedThroughput(size, n int) (time.Duration, error) {
+	opts := &ring.Options{MaxMessage: size}
+	seg, err := shm.CreateAnonymous(ring.Size(ringCap, opts))
+	if err != nil {
+		return 0, err
+	}
+	if err := seg.AddSeals(shm.SealShrink | shm.SealGrow); err != nil {
+		seg.Close()
+		return 0, err
+	}
+	r, err := ring.CreateIn(seg, ringCap, opts)
+	if err != nil {
+		seg.Close()
+		return 0, err
+	}
+	defer r.Close()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		return 0, err
+	}
+	mine, theirs := os.NewFile(uintptr(fds[0]), "sealed"), os.NewFile(uintptr(fds[1]), "sealed")
+	defer mine.Close()
+	cmd := command("sealedrecv", []*os.File{theirs}, strconv.Itoa(n))
+	var out strings.Builder
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	theirs.Close()
+	fc, err := net.FileConn(mine)
+	if err != nil {
+		return 0, err
+	}
+	defer fc.Close()
+	if err := shm.SendSegment(fc.(*net.UnixConn), r.Segment()); err != nil {
+		return 0, err
+	}
+	p, err := r.Producer()
+	if err != nil {
+		return 0, err
+	}
+	msg := make([]byte, size)
+	for range n {
+		if err := p.Send(msg); err != nil {
 			return 0, err
 		}
 	}
@@ -432,6 +490,37 @@ func child(role string, args []string) error {
 			c.Release()
 		}
 		return nil
+	case "sealedrecv":
+		fc, err := net.FileConn(os.NewFile(3, "sealed"))
+		if err != nil {
+			return err
+		}
+		seg, err := shm.ReceiveSegment(fc.(*net.UnixConn), &shm.ReceiveOptions{RequireSeals: shm.SealShrink})
+		if err != nil {
+			return err
+		}
+		r, err := ring.OpenIn(seg, nil)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		c, err := r.Consumer()
+		if err != nil {
+			return err
+		}
+		n := int(num(args[0]))
+		buf := make([]byte, r.MaxMessage())
+		var t0 time.Time
+		for i := range n {
+			if _, err := c.Receive(buf); err != nil {
+				return err
+			}
+			if i == 0 {
+				t0 = time.Now()
+			}
+		}
+		fmt.Println(int64(time.Since(t0)))
+		return nil
 	case "ringhang":
 		r, err := ring.Open(args[0], nil)
 		if err != nil {
@@ -525,11 +614,11 @@ func run() error {
 
 	fmt.Printf("shmbench: nproc %d, best of %d batches; ring capacity %d MiB\n\n", nprocs(), *batches, ringCap>>20)
 	fmt.Println("Throughput, one producer process to one consumer process (copy in, copy out unless noted)")
-	fmt.Printf("%-8s %14s %10s %14s %14s %14s %14s %9s %9s %9s %10s\n", "size", "ring msg/s", "ring MB/s", "ring zc msg/s", "UDS msg/s", "pipe msg/s", "C ring msg/s", "×UDS", "×pipe", "×C ring", "zc ×C")
+	fmt.Printf("%-8s %14s %10s %14s %14s %14s %14s %9s %9s %9s %10s %15s %10s\n", "size", "ring msg/s", "ring MB/s", "ring zc msg/s", "UDS msg/s", "pipe msg/s", "C ring msg/s", "×UDS", "×pipe", "×C ring", "zc ×C", "sealed msg/s", "sealed ×C")
 	for _, size := range sizes {
 		n := count(size)
 		ns := min(n, 200_000)
-		var dRing, dZC, dUDS, dPipe, dC time.Duration
+		var dRing, dZC, dUDS, dPipe, dC, dSealed time.Duration
 		for range *batches {
 			measure := func(d *time.Duration, f func() (time.Duration, error)) error {
 				x, err := f()
@@ -542,6 +631,9 @@ func run() error {
 				return err
 			}
 			if err := measure(&dZC, func() (time.Duration, error) { return ringThroughput(size, n, true) }); err != nil {
+				return err
+			}
+			if err := measure(&dSealed, func() (time.Duration, error) { return sealedThroughput(size, n) }); err != nil {
 				return err
 			}
 			if err := measure(&dUDS, func() (time.Duration, error) { return streamThroughput("uds", size, ns) }); err != nil {
@@ -561,8 +653,8 @@ func run() error {
 			}
 		}
 		rate := func(d time.Duration, n int) float64 { return float64(n-1) / d.Seconds() }
-		rr, rz, ru, rp, rc := rate(dRing, n), rate(dZC, n), rate(dUDS, ns), rate(dPipe, ns), rate(dC, n)
-		fmt.Printf("%-8s %14s %10.0f %14s %14s %14s %14s %9.2f %9.2f %9.2f %10.2f\n", sizeName(size), si(rr), rr*float64(size)/1e6, si(rz), si(ru), si(rp), si(rc), rr/ru, rr/rp, rr/rc, rz/rc)
+		rr, rz, ru, rp, rc, rs := rate(dRing, n), rate(dZC, n), rate(dUDS, ns), rate(dPipe, ns), rate(dC, n), rate(dSealed, n)
+		fmt.Printf("%-8s %14s %10.0f %14s %14s %14s %14s %9.2f %9.2f %9.2f %10.2f %15s %10.2f\n", sizeName(size), si(rr), rr*float64(size)/1e6, si(rz), si(ru), si(rp), si(rc), rr/ru, rr/rp, rr/rc, rz/rc, si(rs), rs/rc)
 	}
 
 	fmt.Println("\nRound trip (ping-pong: send, echo, receive), p50 / p99")
