@@ -299,3 +299,44 @@ func TestSealedAnonymous(t *testing.T) {
 		t.Fatalf("Receive = %q, %v", buf[:n], err)
 	}
 }
+
+// TestHostileTailCancellable: a peer keeps rewriting the tail, so that
+// every compare-and-swap of a multi-producer claim fails; SendContext must
+// still give up when its context is done, and attaching the consumer while
+// a peer keeps rewriting its token must end.
+func TestHostileTailCancellable(t *testing.T) {
+	r := newRing(t, 4096, &Options{Producers: 2})
+	p, _ := r.Producer()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := uint64(0); ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			r.h.Tail.Store(8 * (i % 2))
+			r.h.ConsumerToken.Store(1<<40 + i%2)
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := p.SendContext(ctx, make([]byte, 100))
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrPeerDead) {
+		t.Errorf("SendContext against a peer rewriting the tail = %v, want DeadlineExceeded (or a won race)", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("SendContext returned %v after its 20 ms deadline", d)
+	}
+	t.Logf("SendContext against a hostile tail: %v after %v", err, time.Since(start))
+	start = time.Now()
+	c, err := r.Consumer()
+	if err == nil {
+		c.Close()
+	}
+	t.Logf("Consumer against a hostile token: %v after %v", err, time.Since(start))
+}

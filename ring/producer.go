@@ -320,6 +320,13 @@ func (p *Producer) claim(ctx context.Context, n int, block bool) ([]byte, error)
 		if !block {
 			return nil, ErrFull
 		}
+		if r.multi {
+			// tryClaimMulti may have spent its 64 tries racing a peer
+			// that keeps moving the tail: look at the context each time.
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
 		check, err := w.pause(ctx, &r.h.ProducerWaiting, func() bool { return p.ready(size) })
 		if err != nil {
 			return nil, err
