@@ -566,7 +566,13 @@ func TestPIDNamespace(t *testing.T) {
 		start := time.Now()
 		cmd.Process.Signal(syscall.SIGKILL)
 		err := <-res
-		t.Logf("SIGKILL to ErrPeerDead: %v", time.Since(start))
+		d := time.Since(start)
+		t.Logf("SIGKILL to ErrPeerDead: %v", d)
+		if d >= sleepMax {
+			// Only the once-a-second look found it: the kernel's notice
+			// (AfterPeer) did not come.
+			t.Errorf("ErrPeerDead %v after SIGKILL, want well under %v", d, sleepMax)
+		}
 		if !errors.Is(err, ErrPeerDead) {
 			t.Fatalf("Receive after the producer was killed = %v, want ErrPeerDead", err)
 		}
@@ -596,7 +602,13 @@ func TestPIDNamespace(t *testing.T) {
 		start := time.Now()
 		cmd.Process.Signal(syscall.SIGKILL)
 		err := <-res
-		t.Logf("SIGKILL to ErrPeerDead: %v", time.Since(start))
+		d := time.Since(start)
+		t.Logf("SIGKILL to ErrPeerDead: %v", d)
+		if d >= sleepMax {
+			// Only the once-a-second look found it: the kernel's notice
+			// (AfterPeer) did not come.
+			t.Errorf("ErrPeerDead %v after SIGKILL, want well under %v", d, sleepMax)
+		}
 		if !errors.Is(err, ErrPeerDead) {
 			t.Fatalf("Send after the consumer was killed = %v, want ErrPeerDead", err)
 		}
