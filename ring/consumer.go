@@ -15,8 +15,8 @@ type Consumer struct {
 	head          uint64 // our position; the shared Head mirrors it
 	tailCache     uint64 // last tail seen (single producer)
 	pending       uint64 // aligned size of the message Read returned, 0 if none
-	takeoversSeen uint32 // h.Takeovers as last reported
-	deaths        int    // dead producers freed by us, not yet reported
+	takeoversSeen uint32   // h.Takeovers as last counted into deaths
+	deaths        []uint64 // dead producers not yet reported: the tail when each was found
 	deadPending   bool   // a dead producer's slot waits for its claim to be passed
 	lastCheck     time.Time
 }
@@ -416,12 +416,14 @@ func (c *Consumer) whenEmpty() error {
 			return err
 		}
 	}
-	if c.deaths > 0 {
-		c.deaths--
-		return fmt.Errorf("shm: ring %s: a producer: %w", r.Name(), ErrPeerDead)
+	for t := h.Takeovers.Load(); t != c.takeoversSeen && len(c.deaths) < maxProducers; c.takeoversSeen++ {
+		c.deaths = append(c.deaths, h.Tail.Load())
 	}
-	if t := h.Takeovers.Load(); t != c.takeoversSeen {
-		c.takeoversSeen++
+	// A death is reported once the consumer has passed the tail as it was
+	// when the death was found: after every message the dead producer
+	// committed.
+	if len(c.deaths) > 0 && c.head >= c.deaths[0] {
+		c.deaths = c.deaths[1:]
 		return fmt.Errorf("shm: ring %s: a producer: %w", r.Name(), ErrPeerDead)
 	}
 	if h.ProducersEver.Load() == 0 {
@@ -479,7 +481,7 @@ func (c *Consumer) checkProducers() error {
 		s.ClaimEnd.Store(0)
 		s.Pid.Store(0)
 		if s.Token.CompareAndSwap(tok, 0) {
-			c.deaths++
+			c.deaths = append(c.deaths, tail)
 			c.watchPeer(i, 0)
 		}
 	}
