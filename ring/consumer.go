@@ -12,12 +12,12 @@ import (
 // at a time; Close may be called from any goroutine.
 type Consumer struct {
 	end
-	head          uint64 // our position; the shared Head mirrors it
-	tailCache     uint64 // last tail seen (single producer)
-	pending       uint64 // aligned size of the message Read returned, 0 if none
+	head          uint64   // our position; the shared Head mirrors it
+	tailCache     uint64   // last tail seen (single producer)
+	pending       uint64   // aligned size of the message Read returned, 0 if none
 	takeoversSeen uint32   // h.Takeovers as last counted into deaths
 	deaths        []uint64 // dead producers not yet reported: the tail when each was found
-	deadPending   bool   // a dead producer's slot waits for its claim to be passed
+	deadPending   bool     // a dead producer's slot waits for its claim to be passed
 	lastCheck     time.Time
 }
 
