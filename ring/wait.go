@@ -82,11 +82,11 @@ func (w *waitState) pause(ctx context.Context, word *atomic.Uint32, ready func()
 		e.checked = now
 		return true, nil
 	}
-	if w.polling {
-		return false, nil
-	}
 	if w.watch != nil {
 		w.watch()
+	}
+	if w.polling {
+		return false, nil
 	}
 	if w.wctx == nil || w.wctx.Err() != nil {
 		w.wctx, w.cancel = e.waitCtx(ctx)
