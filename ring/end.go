@@ -137,7 +137,7 @@ func catchFault(f func()) (err error) {
 }
 
 // notify wakes the end's sleeping call, if any, so that it looks again at
-// its peers and at closed. It touches only this process's memory.
+// its peers and at closing. It touches only this process's memory.
 func (e *end) notify() {
 	e.event.Store(true)
 	e.mu.Lock()
@@ -161,7 +161,6 @@ func (e *end) beginClose() bool {
 	e.closeDone = make(chan struct{})
 	e.mu.Unlock()
 	e.markClosing()
-	e.notify()
 	return true
 }
 
@@ -169,7 +168,7 @@ func (e *end) beginClose() bool {
 func (e *end) finishClose() { close(e.closeDone) }
 
 // drain waits until no call runs on the end. After beginClose a call sees
-// closed at its entry, or is woken from its sleep within about a
+// closing at its entry, or is woken from its sleep within about a
 // millisecond (shm.WaitContext), and a call that is not asleep leaves in
 // bounded time.
 func (e *end) drain() {
@@ -212,8 +211,7 @@ func (e *end) watchPeer(i int, tok uint64) {
 }
 
 // waitCtx returns the context a sleep of the running call waits with: ctx,
-// also cancelled by notify. The caller calls release when the call ends.
-// event is cleared: an event after this point cancels the context.
+// also cancelled by notify. The call ends it with endWait.
 func (e *end) waitCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	wctx, cancel := context.WithCancel(ctx)
 	e.mu.Lock()
