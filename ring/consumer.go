@@ -260,7 +260,7 @@ func (c *Consumer) read(ctx context.Context, block bool) ([]byte, error) {
 	if c.pending != 0 {
 		return nil, errors.New("shm: ring: Read before Release of the previous message")
 	}
-	w := waitState{e: &c.end, polling: c.r.polling, watch: c.watchProducers}
+	w := waitState{e: &c.end, polling: c.r.polling, watch: c.watchProducers, soon: &c.deadPending}
 	defer w.done()
 	look := true // run whenEmpty: at first, after a check, after a sleep
 	for {

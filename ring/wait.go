@@ -26,6 +26,7 @@ func wake(addr *atomic.Uint32, n int) (int, error) { return shm.Wake(addr, n) }
 const (
 	spinIters  = 2000 // polls before yielding
 	yieldIters = 50   // runtime.Gosched calls before sleeping
+	soonSleep  = 10 * time.Millisecond
 )
 
 // waitState carries one blocking call's progress from spinning to
@@ -38,6 +39,7 @@ type waitState struct {
 	n       int
 	polling bool
 	watch   func() // before each sleep: watch peers that appeared (no system call unless one did)
+	soon    *bool  // while *soon, sleep at most soonSleep (a dead producer's claim is pending)
 	wctx    context.Context
 	cancel  context.CancelFunc
 }
@@ -98,6 +100,13 @@ func (w *waitState) pause(ctx context.Context, word *atomic.Uint32, ready func()
 	if ready() {
 		return false, nil
 	}
-	wait(w.wctx, word, 1, sleepMax-now.Sub(e.checked))
+	timeout := sleepMax - now.Sub(e.checked)
+	if w.soon != nil && *w.soon {
+		// A live process's stale claim announcement (it lost the tail
+		// CAS and has not yet withdrawn it) can hold up the recovery of
+		// a dead one's claim, and its withdrawal wakes nobody.
+		timeout = min(timeout, soonSleep)
+	}
+	wait(w.wctx, word, 1, timeout)
 	return false, ctx.Err()
 }
