@@ -1,0 +1,1007 @@
+/*
+ * shm.h: the shm wire protocol (SPEC.md, spec 1) for C11, header-only.
+ *
+ * Segments created and opened with the same guards as the Go package
+ * github.com/mindmeld-go/shm, the liveness mechanism (tokens and OFD presence
+ * locks, SPEC.md §5), wait/wake (§3), the Mutex at layout version 2 (§4),
+ * the Semaphore (§6) and the SHM1 descriptor-passing message (§8). Written
+ * from SPEC.md; clause identifiers in comments (MTX-5) point into it.
+ *
+ * Use: #include "shm.h" before any other header (it defines _GNU_SOURCE on
+ * Linux), or compile with -D_GNU_SOURCE. Needs libc only. Linux first; on
+ * macOS and FreeBSD it compiles, waits with __ulock / _umtx_op, and judges
+ * peers by PID only (SPEC.md §5.3, with an unknown start time).
+ *
+ * Errors: every call returning int returns 0 on success, or a negative errno
+ * value (-EINVAL, -ETIMEDOUT, ...), except where it says otherwise:
+ *   SHM_OWNERDEAD (1, positive): the Mutex is now held by the caller, taken
+ *       over from an owner that died holding it (MTX-9). Check or repair the
+ *       data it guards before unlocking.
+ *   -EBUSY: shm_mutex_trylock found the Mutex held.
+ *   -EAGAIN: shm_sem_trywait found the count at 0.
+ *   -ETIMEDOUT: a timed call's time ran out.
+ *   -EOVERFLOW: shm_sem_post at a count of 2^31-1.
+ *   -EPERM: shm_mutex_unlock of a Mutex this process does not hold.
+ *   -EINVAL: a bad argument, an invalid name, something that is not a shared
+ *       memory object planted under the name, or a received message that fails
+ *       a check (PASS-3..PASS-6).
+ * shm_strerror(rc) describes any of these.
+ *
+ * Timeouts are relative, in nanoseconds, measured on CLOCK_MONOTONIC; a
+ * negative timeout means no limit.
+ *
+ * Tokens: this process's token (shm_token) is held in a weak symbol, so every
+ * translation unit of a program that includes this header shares one. A child
+ * made by fork() without exec shares the parent's token and descriptions: it
+ * is the same peer as its parent (SPEC.md LIVE-4).
+ */
+#ifndef SHM_H
+#define SHM_H
+
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE 1
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <sys/vfs.h>
+#elif defined(__APPLE__)
+#include <sys/sysctl.h>
+#elif defined(__FreeBSD__)
+#include <sys/umtx.h>
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- constants (SPEC.md) ---------------------------------------------- */
+
+#define SHM_SPEC_VERSION 1
+#define SHM_MUTEX_LAYOUT 2
+#define SHM_SEM_LAYOUT 1
+#define SHM_LIVENESS_VERSION 2
+
+#define SHM_OWNERDEAD 1
+
+#define SHM_MUTEX_TOKLO 0x3fffffffu           /* bits 0-29 */
+#define SHM_MUTEX_W 0x80000000u               /* bit 31 */
+#define SHM_MUTEX_ID 0xffffffff3fffffffull    /* ID_MASK */
+#define SHM_TOKEN_BITS 46
+#define SHM_PRESENCE_BASE (1ull << 62)
+#define SHM_PRESENCE_SHIFT 16
+#define SHM_SEM_MAX 0x7fffffffu
+
+#define SHM_PASS_LEN 16
+#define SHM_PASS_RDONLY 1u
+#define SHM_PASS_MAXFDS 64
+
+#if defined(__linux__)
+#define SHM_NAME_MAX 255 /* bytes after the slash (NAME-2) */
+#elif defined(__APPLE__)
+#define SHM_NAME_MAX 30
+#else
+#define SHM_NAME_MAX 1022
+#endif
+
+#if defined(__linux__)
+#ifndef F_OFD_GETLK
+#define F_OFD_GETLK 36
+#define F_OFD_SETLK 37
+#define F_OFD_SETLKW 38
+#endif
+#ifndef O_TMPFILE
+#define O_TMPFILE (020000000 | O_DIRECTORY)
+#endif
+#ifndef F_GET_SEALS
+#define F_GET_SEALS 1034
+#endif
+#ifndef F_SEAL_WRITE
+#define F_SEAL_WRITE 0x0008
+#endif
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010
+#endif
+#define SHM__TMPFS_MAGIC 0x01021994u
+#define SHM__HUGETLBFS_MAGIC 0x958458f6u
+#endif
+
+/* ---- types -------------------------------------------------------------- */
+
+/* A Mutex, layout version 2 (SPEC.md §4): one 8-byte-aligned 64-bit word,
+ * zero when unlocked. */
+typedef struct shm_mutex {
+	_Alignas(8) _Atomic uint64_t w;
+} shm_mutex;
+
+/* A Semaphore, layout version 1 (SPEC.md §6): count at offset 0, waiters at
+ * offset 4. Zero-filled: count 0. */
+typedef struct shm_sem {
+	_Atomic uint32_t count;
+	_Atomic uint32_t waiters;
+} shm_sem;
+
+_Static_assert(sizeof(shm_mutex) == 8, "Mutex is 8 bytes");
+_Static_assert(sizeof(shm_sem) == 8, "Semaphore is 8 bytes");
+_Static_assert(offsetof(shm_sem, waiters) == 4, "Semaphore waiters at offset 4");
+
+/* A mapped segment. */
+typedef struct shm_seg {
+	int fd;           /* the description the mapping and its presence lock are on */
+	void *addr;       /* the mapping; NULL when closed */
+	size_t size;
+	int readonly;
+	int64_t presence; /* offset of this mapping's presence lock, -1 for none */
+	char name[SHM_NAME_MAX + 2]; /* canonical "/x"; "" for a received segment */
+} shm_seg;
+
+/* ---- errors ------------------------------------------------------------- */
+
+static inline const char *shm_strerror(int rc) {
+	switch (rc) {
+	case 0: return "success";
+	case SHM_OWNERDEAD: return "shm: previous owner died holding the lock (lock held)";
+	case -EBUSY: return "shm: mutex is held";
+	case -EAGAIN: return "shm: semaphore count is 0";
+	case -ETIMEDOUT: return "shm: timed out";
+	case -EOVERFLOW: return "shm: semaphore count at its maximum";
+	case -EPERM: return "shm: operation not permitted (unlock of a mutex this process does not hold?)";
+	}
+	return rc < 0 ? strerror(-rc) : "shm: unknown result";
+}
+
+/* ---- time --------------------------------------------------------------- */
+
+static inline int64_t shm__now_ns(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static inline void shm__sleep_ns(int64_t ns) {
+	struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+	}
+}
+
+/* ---- wait and wake (SPEC.md §3) ----------------------------------------- */
+
+#if defined(__APPLE__)
+/* xnu bsd/sys/ulock.h; libSystem exports these (macOS 10.12+, the shared
+ * compare-and-wait since 10.15). */
+extern int __ulock_wait(uint32_t operation, void *addr, uint64_t value, uint32_t timeout_us);
+extern int __ulock_wake(uint32_t operation, void *addr, uint64_t wake_value);
+#define SHM__UL_COMPARE_AND_WAIT_SHARED 3
+#define SHM__ULF_WAKE_ALL 0x00000100
+#endif
+
+/* shm_wait blocks while *addr == val, for at most timeout_ns (<0: no limit).
+ * It returns 0 when woken, when the word did not hold val, or spuriously
+ * (WAIT-3: re-check in a loop); -ETIMEDOUT; or another negative errno. */
+static inline int shm_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns) {
+#if defined(__linux__)
+	struct timespec ts, *tp = NULL;
+	if (timeout_ns >= 0) {
+		ts.tv_sec = (time_t)(timeout_ns / 1000000000);
+		ts.tv_nsec = (long)(timeout_ns % 1000000000);
+		tp = &ts;
+	}
+	/* WAIT-1: FUTEX_WAIT (0), the shared form: no FUTEX_PRIVATE_FLAG. */
+	long r = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT, val, tp, NULL, 0);
+	if (r == 0) return 0;
+	if (errno == EAGAIN || errno == EINTR) return 0;
+	return -errno;
+#elif defined(__APPLE__)
+	uint32_t us = 0;
+	if (timeout_ns >= 0) {
+		int64_t u = (timeout_ns + 999) / 1000;
+		us = u <= 0 ? 1 : (u > UINT32_MAX ? UINT32_MAX : (uint32_t)u);
+	}
+	int r = __ulock_wait(SHM__UL_COMPARE_AND_WAIT_SHARED, (void *)addr, val, us);
+	if (r >= 0) return 0;
+	if (errno == EINTR || errno == EFAULT) return 0;
+	return -errno;
+#elif defined(__FreeBSD__)
+	struct _umtx_time ut;
+	void *tp = NULL;
+	size_t tsz = 0;
+	if (timeout_ns >= 0) {
+		memset(&ut, 0, sizeof ut);
+		ut._timeout.tv_sec = (time_t)(timeout_ns / 1000000000);
+		ut._timeout.tv_nsec = (long)(timeout_ns % 1000000000);
+		ut._clockid = CLOCK_MONOTONIC;
+		tp = &ut;
+		tsz = sizeof ut;
+	}
+	int r = _umtx_op((void *)addr, UMTX_OP_WAIT_UINT, val, (void *)(uintptr_t)tsz, tp);
+	if (r == 0) return 0;
+	if (errno == EINTR) return 0;
+	return -errno;
+#else
+	/* Polling fallback. */
+	int64_t end = timeout_ns >= 0 ? shm__now_ns() + timeout_ns : INT64_MAX;
+	while (atomic_load(addr) == val) {
+		if (shm__now_ns() >= end) return -ETIMEDOUT;
+		shm__sleep_ns(1000000);
+	}
+	return 0;
+#endif
+}
+
+/* shm_wake wakes up to n waiters (INT_MAX: all) on addr; it returns how many
+ * it woke where the platform says (0 otherwise), or a negative errno.
+ * Change the word before waking (MTX-6, WAIT-4). */
+static inline int shm_wake(_Atomic uint32_t *addr, int n) {
+	if (n <= 0) return 0;
+#if defined(__linux__)
+	long r = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE, n, NULL, NULL, 0);
+	return r < 0 ? -errno : (int)r;
+#elif defined(__APPLE__)
+	uint32_t op = SHM__UL_COMPARE_AND_WAIT_SHARED | (n > 1 ? SHM__ULF_WAKE_ALL : 0);
+	int r = __ulock_wake(op, (void *)addr, 0);
+	if (r < 0 && errno != ENOENT) return -errno;
+	return 0;
+#elif defined(__FreeBSD__)
+	int r = _umtx_op((void *)addr, UMTX_OP_WAKE, (u_long)n, NULL, NULL);
+	return r < 0 ? -errno : 0;
+#else
+	(void)addr;
+	return 0;
+#endif
+}
+
+/* ---- tokens (SPEC.md §5.1) ---------------------------------------------- */
+
+/* One per process, whatever the number of translation units. */
+__attribute__((weak)) _Atomic uint64_t shm__token_value;
+__attribute__((weak)) _Atomic uint32_t shm__presence_seq;
+
+static inline int shm_valid_token(uint64_t tok) {
+#if defined(__linux__)
+	return (tok >> SHM_TOKEN_BITS) == 0 && (tok & SHM_MUTEX_TOKLO) != 0;
+#else
+	return (tok >> 62) == 0 && (tok & SHM_MUTEX_TOKLO) != 0;
+#endif
+}
+
+static inline uint64_t shm__new_token(void) {
+#if defined(__linux__)
+	/* LIVE-1: a random 46-bit token whose low 30 bits are not all zero. */
+	for (;;) {
+		uint64_t t = 0;
+		int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			ssize_t n = read(fd, &t, sizeof t);
+			close(fd);
+			if (n != (ssize_t)sizeof t) t = 0;
+		}
+		if (t == 0) {
+			/* No /dev/urandom: mix what differs between processes. */
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			t = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)ts.tv_sec << 20 ^
+			    (uint64_t)getpid() * 0xbf58476d1ce4e5b9ull ^ (uint64_t)(uintptr_t)&ts;
+			t ^= t >> 31;
+			t *= 0x94d049bb133111ebull;
+			t ^= t >> 29;
+		}
+		t &= (1ull << SHM_TOKEN_BITS) - 1;
+		if (t & SHM_MUTEX_TOKLO) return t;
+	}
+#else
+	/* §5.1 elsewhere: fold(start) << 30 | pid, with the start time taken as
+	 * unknown (0): peers then judge this process by its PID alone. */
+	return (uint64_t)getpid() & SHM_MUTEX_TOKLO;
+#endif
+}
+
+/* shm_token returns this process's token: nonzero, the same for the life of
+ * the process. */
+static inline uint64_t shm_token(void) {
+	uint64_t t = atomic_load_explicit(&shm__token_value, memory_order_acquire);
+	if (t != 0) return t;
+	uint64_t nt = shm__new_token();
+	if (atomic_compare_exchange_strong(&shm__token_value, &t, nt)) return nt;
+	return t;
+}
+
+/* ---- presence locks (SPEC.md §5.2) -------------------------------------- */
+
+#if defined(__linux__)
+static inline int shm__fcntl_lock(int fd, int cmd, struct flock *lk) {
+	int r;
+	do {
+		r = fcntl(fd, cmd, lk);
+	} while (r < 0 && errno == EINTR);
+	return r < 0 ? -errno : 0;
+}
+
+static inline void shm__presence_range(struct flock *lk, uint64_t tok, short type) {
+	memset(lk, 0, sizeof *lk);
+	lk->l_type = type;
+	lk->l_whence = SEEK_SET;
+	lk->l_start = (off_t)(SHM_PRESENCE_BASE + (tok << SHM_PRESENCE_SHIFT));
+	lk->l_len = (off_t)1 << SHM_PRESENCE_SHIFT;
+	lk->l_pid = 0;
+}
+#endif
+
+/* LIVE-3: take this mapping's presence lock on fd. Returns 0 (with *off set,
+ * -1 when no lock could be or need be taken) or a negative errno. */
+static inline int shm__take_presence(int fd, int64_t *off) {
+	*off = -1;
+#if defined(__linux__)
+	uint64_t tok = shm_token();
+	for (int i = 0; i < 64; i++) {
+		uint64_t n = atomic_fetch_add(&shm__presence_seq, 1) & ((1u << SHM_PRESENCE_SHIFT) - 1);
+		struct flock lk;
+		memset(&lk, 0, sizeof lk);
+		lk.l_type = F_WRLCK;
+		lk.l_whence = SEEK_SET;
+		lk.l_start = (off_t)(SHM_PRESENCE_BASE + (tok << SHM_PRESENCE_SHIFT) + n);
+		lk.l_len = 1;
+		int r = shm__fcntl_lock(fd, F_OFD_SETLK, &lk);
+		if (r == 0) {
+			*off = (int64_t)lk.l_start;
+			return 0;
+		}
+		if (r == -EAGAIN || r == -EACCES) continue;
+		if (r == -EINVAL) return 0; /* no OFD locks: peers cannot ask either */
+		return r;
+	}
+#else
+	(void)fd;
+#endif
+	return 0;
+}
+
+static inline void shm__drop_presence(int fd, int64_t off) {
+#if defined(__linux__)
+	if (off < 0) return;
+	struct flock lk;
+	memset(&lk, 0, sizeof lk);
+	lk.l_type = F_UNLCK;
+	lk.l_whence = SEEK_SET;
+	lk.l_start = (off_t)off;
+	lk.l_len = 1;
+	shm__fcntl_lock(fd, F_OFD_SETLK, &lk);
+#else
+	(void)fd;
+	(void)off;
+#endif
+}
+
+/* shm_peer_alive reports (1) whether the process of token tok may still map
+ * seg writable, or (0) that it definitely does not (LIVE-5). "Cannot tell"
+ * is 1. This process's own token is 1 while seg is open. */
+static inline int shm_peer_alive(const shm_seg *seg, uint64_t tok) {
+	if (!shm_valid_token(tok)) return 0;
+	if (tok == shm_token()) return seg->addr != NULL;
+#if defined(__linux__)
+	if (seg->fd < 0) return 1;
+	struct flock lk;
+	shm__presence_range(&lk, tok, F_RDLCK);
+	if (shm__fcntl_lock(seg->fd, F_OFD_GETLK, &lk) != 0) return 1;
+	return lk.l_type != F_UNLCK;
+#else
+	(void)seg;
+	pid_t pid = (pid_t)(tok & SHM_MUTEX_TOKLO);
+	if (kill(pid, 0) == 0 || errno == EPERM) return 1;
+	return errno == ESRCH ? 0 : 1;
+#endif
+}
+
+/* shm_wait_peer_gone waits until the process of token tok no longer maps seg
+ * (LIVE-6): 0 once it is gone, -ETIMEDOUT, or a negative errno. With no
+ * timeout it blocks in F_OFD_SETLKW on a description of its own. */
+static inline int shm_wait_peer_gone(const shm_seg *seg, uint64_t tok, int64_t timeout_ns) {
+	if (!shm_valid_token(tok)) return 0;
+	if (seg->addr == NULL) return -EBADF;
+#if defined(__linux__)
+	if (timeout_ns < 0 && tok != shm_token()) {
+		char path[64];
+		snprintf(path, sizeof path, "/proc/self/fd/%d", seg->fd);
+		int fd2 = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		if (fd2 >= 0) {
+			struct flock lk;
+			shm__presence_range(&lk, tok, F_RDLCK);
+			int r = shm__fcntl_lock(fd2, F_OFD_SETLKW, &lk);
+			close(fd2); /* drops the read lock with the description */
+			if (r == 0) return 0;
+		}
+	}
+#endif
+	int64_t end = timeout_ns >= 0 ? shm__now_ns() + timeout_ns : INT64_MAX;
+	for (;;) {
+		if (!shm_peer_alive(seg, tok)) return 0;
+		int64_t left = end - shm__now_ns();
+		if (left <= 0) return -ETIMEDOUT;
+		shm__sleep_ns(left < 1000000 ? left : 1000000);
+	}
+}
+
+/* ---- names (SPEC.md §2.1) ----------------------------------------------- */
+
+/* shm_canonical_name writes name with exactly one leading slash into out
+ * (SHM_NAME_MAX + 2 bytes), or returns -EINVAL / -ENAMETOOLONG (NAME-1/2). */
+static inline int shm_canonical_name(const char *name, char out[SHM_NAME_MAX + 2]) {
+	if (name == NULL) return -EINVAL;
+	const char *rest = name[0] == '/' ? name + 1 : name;
+	size_t n = strlen(rest);
+	if (n == 0) return -EINVAL;
+	if (strcmp(rest, ".") == 0 || strcmp(rest, "..") == 0) return -EINVAL;
+	if (strchr(rest, '/') != NULL) return -EINVAL;
+	if (n > SHM_NAME_MAX) return -ENAMETOOLONG;
+	out[0] = '/';
+	memcpy(out + 1, rest, n + 1);
+	return 0;
+}
+
+#if defined(__linux__)
+static inline void shm__path(char *buf, size_t len, const char *cname) {
+	snprintf(buf, len, "/dev/shm%s", cname);
+}
+#endif
+
+/* ---- segments (SPEC.md §2) ---------------------------------------------- */
+
+static inline int shm__fstat_size(int fd, size_t *size) {
+	struct stat st;
+	int r;
+	do {
+		r = fstat(fd, &st);
+	} while (r < 0 && errno == EINTR);
+	if (r < 0) return -errno;
+	if (!S_ISREG(st.st_mode)) return -EINVAL; /* OPEN-2 */
+	if (st.st_size < 0 || (uint64_t)st.st_size > SIZE_MAX) return -EINVAL;
+	*size = (size_t)st.st_size;
+	return 0;
+}
+
+/* MAP-1: map fd into seg, and take the presence lock when writable. On error
+ * fd is closed. */
+static inline int shm__map(shm_seg *seg, int fd, size_t size, int readonly) {
+	int prot = readonly ? PROT_READ : (PROT_READ | PROT_WRITE);
+	void *p = mmap(NULL, size, prot, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	int64_t off = -1;
+	if (!readonly) {
+		int r = shm__take_presence(fd, &off);
+		if (r < 0) {
+			munmap(p, size);
+			close(fd);
+			return r;
+		}
+	}
+	seg->fd = fd;
+	seg->addr = p;
+	seg->size = size;
+	seg->readonly = readonly;
+	seg->presence = off;
+	return 0;
+}
+
+static inline void shm__seg_init(shm_seg *seg) {
+	memset(seg, 0, sizeof *seg);
+	seg->fd = -1;
+	seg->presence = -1;
+}
+
+/* shm_seg_create creates the segment name exclusively, size bytes, with
+ * exactly the permission bits perm, zero-filled, and maps it read-write
+ * (§2.3). -EEXIST if the name is taken. */
+static inline int shm_seg_create(shm_seg *seg, const char *name, size_t size, mode_t perm) {
+	shm__seg_init(seg);
+	char cname[SHM_NAME_MAX + 2];
+	int r = shm_canonical_name(name, cname);
+	if (r < 0) return r;
+	if (size == 0 || (uint64_t)size > (uint64_t)INT64_MAX || (perm & ~(mode_t)0777) != 0) return -EINVAL;
+	perm &= 0777;
+#if defined(__linux__)
+	char final[SHM_NAME_MAX + 16];
+	shm__path(final, sizeof final, cname);
+	char tmp[64] = "";
+	int fd;
+	do {
+		fd = open("/dev/shm", O_TMPFILE | O_RDWR | O_CLOEXEC, perm); /* CRE-1 */
+	} while (fd < 0 && errno == EINTR);
+	if (fd < 0) {
+		if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) return -errno;
+		uint64_t rnd = shm__new_token() ^ ((uint64_t)shm__now_ns() << 17);
+		snprintf(tmp, sizeof tmp, "/dev/shm/.shm-tmp-%016llx", (unsigned long long)rnd);
+		fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, perm);
+		if (fd < 0) return -errno;
+	}
+#define SHM__FAIL(e)                              \
+	do {                                      \
+		int e_ = (e);                     \
+		close(fd);                        \
+		if (tmp[0]) unlink(tmp);          \
+		return e_;                        \
+	} while (0)
+	if (fchmod(fd, perm) < 0) SHM__FAIL(-errno); /* CRE-2 */
+	r = fallocate(fd, 0, 0, (off_t)size);       /* CRE-3 */
+	if (r < 0) {
+		if (errno != EOPNOTSUPP) SHM__FAIL(-errno);
+		if (ftruncate(fd, (off_t)size) < 0) SHM__FAIL(-errno);
+	}
+	if (tmp[0]) { /* CRE-4 */
+		r = link(tmp, final);
+	} else {
+		char proc[64];
+		snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+		r = linkat(AT_FDCWD, proc, AT_FDCWD, final, AT_SYMLINK_FOLLOW);
+		if (r < 0 && errno == ENOENT) r = linkat(fd, "", AT_FDCWD, final, AT_EMPTY_PATH);
+	}
+	if (r < 0) SHM__FAIL(-errno);
+	if (tmp[0]) unlink(tmp);
+#undef SHM__FAIL
+	r = shm__map(seg, fd, size, 0);
+	if (r < 0) { /* CRE-5 */
+		unlink(final);
+		return r;
+	}
+#else
+	int fd = shm_open(cname, O_RDWR | O_CREAT | O_EXCL, perm);
+	if (fd < 0) return -errno;
+	if (fchmod(fd, perm) < 0 && errno != EINVAL) {
+		r = -errno;
+		close(fd);
+		shm_unlink(cname);
+		return r;
+	}
+	if (ftruncate(fd, (off_t)size) < 0) {
+		r = -errno;
+		close(fd);
+		shm_unlink(cname);
+		return r;
+	}
+	size_t got = size;
+	if (shm__fstat_size(fd, &got) == 0 && got > size) size = got; /* macOS rounds up */
+	r = shm__map(seg, fd, size, 0);
+	if (r < 0) {
+		shm_unlink(cname);
+		return r;
+	}
+#endif
+	memcpy(seg->name, cname, sizeof cname);
+	return 0;
+}
+
+/* shm_seg_open opens the existing segment name and maps size bytes of it
+ * (0: all of it), read-only if readonly (§2.4). -ENOENT if it is missing;
+ * -EINVAL if it is empty, smaller than size, or not a shared memory object. */
+static inline int shm_seg_open(shm_seg *seg, const char *name, int readonly, size_t size) {
+	shm__seg_init(seg);
+	char cname[SHM_NAME_MAX + 2];
+	int r = shm_canonical_name(name, cname);
+	if (r < 0) return r;
+	int acc = readonly ? O_RDONLY : O_RDWR;
+	int fd;
+#if defined(__linux__)
+	char path[SHM_NAME_MAX + 16];
+	shm__path(path, sizeof path, cname);
+	do {
+		fd = open(path, acc | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK); /* OPEN-1 */
+	} while (fd < 0 && errno == EINTR);
+	if (fd < 0) {
+		if (errno == ELOOP || errno == EISDIR || errno == ENXIO) return -EINVAL;
+		return -errno;
+	}
+#else
+	fd = shm_open(cname, acc, 0);
+	if (fd < 0) return -errno;
+#endif
+	size_t have;
+	r = shm__fstat_size(fd, &have);
+	if (r == 0 && (have == 0 || size > have)) r = -EINVAL; /* OPEN-3 */
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	r = shm__map(seg, fd, size ? size : have, readonly);
+	if (r < 0) return r;
+	memcpy(seg->name, cname, sizeof cname);
+	return 0;
+}
+
+/* shm_seg_close releases the presence lock, unmaps and closes (MAP-2). A
+ * Mutex this process holds in the segment is let go of. */
+static inline int shm_seg_close(shm_seg *seg) {
+	if (seg->addr == NULL) return -EBADF;
+	shm__drop_presence(seg->fd, seg->presence);
+	int r = munmap(seg->addr, seg->size) < 0 ? -errno : 0;
+	if (close(seg->fd) < 0 && r == 0) r = -errno;
+	seg->addr = NULL;
+	seg->fd = -1;
+	seg->presence = -1;
+	return r;
+}
+
+/* shm_seg_unlink removes a segment's name (MAP-3). */
+static inline int shm_seg_unlink(const char *name) {
+	char cname[SHM_NAME_MAX + 2];
+	int r = shm_canonical_name(name, cname);
+	if (r < 0) return r;
+#if defined(__linux__)
+	char path[SHM_NAME_MAX + 16];
+	shm__path(path, sizeof path, cname);
+	if (unlink(path) < 0) return errno == EISDIR ? -EINVAL : -errno;
+#else
+	if (shm_unlink(cname) < 0) return -errno;
+#endif
+	return 0;
+}
+
+/* ---- Mutex (SPEC.md §4) ------------------------------------------------- */
+
+static inline uint64_t shm_owner_word(uint64_t tok) {
+	return (tok & SHM_MUTEX_TOKLO) | ((tok >> 30) << 32);
+}
+
+static inline uint64_t shm_owner_token(uint64_t w) {
+	return (w & SHM_MUTEX_TOKLO) | ((w >> 32) << 30);
+}
+
+/* The futex word: the low 32 bits of the Mutex (§4.1). */
+static inline _Atomic uint32_t *shm__mutex_futex(shm_mutex *m) {
+	char *p = (char *)&m->w;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	p += 4;
+#endif
+	return (_Atomic uint32_t *)(void *)p;
+}
+
+static inline void shm_mutex_init(shm_mutex *m) { atomic_store(&m->w, 0); }
+
+/* shm_mutex_trylock: 0 with the lock, or -EBUSY (MTX-3). */
+static inline int shm_mutex_trylock(shm_mutex *m) {
+	uint64_t own = shm_owner_word(shm_token());
+	uint64_t v = atomic_load_explicit(&m->w, memory_order_relaxed);
+	if ((uint32_t)v != 0) return -EBUSY;
+	if (atomic_compare_exchange_strong_explicit(&m->w, &v, own, memory_order_acquire, memory_order_relaxed))
+		return 0;
+	return -EBUSY;
+}
+
+/* MTX-9: replace dead owner v by ownW. */
+static inline int shm__mutex_takeover(shm_mutex *m, uint64_t v, uint64_t ownW) {
+	for (int i = 0; i < 100; i++) {
+		uint64_t cur = atomic_load_explicit(&m->w, memory_order_relaxed);
+		if ((cur & SHM_MUTEX_ID) != (v & SHM_MUTEX_ID)) return 0;
+		if (atomic_compare_exchange_strong_explicit(&m->w, &cur, ownW, memory_order_acquire,
+		                                            memory_order_relaxed))
+			return 1;
+	}
+	return 0;
+}
+
+/* How long a waiter sleeps before it asks the kernel about the owner again.
+ * (The Go side learns of a death from a helper thread in F_OFD_SETLKW; this
+ * header, without threads, polls: MTX-8 allows it, at most 1 s.) */
+#ifndef SHM_MUTEX_POLL_NS
+#define SHM_MUTEX_POLL_NS 5000000
+#endif
+
+/* shm_mutex_timedlock locks m, waiting at most timeout_ns (<0: no limit).
+ * seg is the segment m lies in, for owner checks (NULL: none; a dead owner's
+ * lock is then never taken over). Returns 0 with the lock, SHM_OWNERDEAD
+ * with the lock (the previous owner died holding it), -ETIMEDOUT without it,
+ * -EROFS for a read-only seg, or another negative errno. */
+static inline int shm_mutex_timedlock(shm_seg *seg, shm_mutex *m, int64_t timeout_ns) {
+	if (seg != NULL && seg->readonly) return -EROFS;
+	uint64_t own = shm_owner_word(shm_token());
+	uint64_t ownW = own | SHM_MUTEX_W;
+	uint64_t v = 0;
+	if (atomic_compare_exchange_strong_explicit(&m->w, &v, own, memory_order_acquire, memory_order_relaxed))
+		return 0; /* MTX-1 */
+	_Atomic uint32_t *fw = shm__mutex_futex(m);
+	int64_t end = timeout_ns >= 0 ? shm__now_ns() + timeout_ns : INT64_MAX;
+	uint64_t checked = 0;
+	int check = 1;
+	for (;;) { /* MTX-2 */
+		v = atomic_load_explicit(&m->w, memory_order_relaxed);
+		uint32_t lo = (uint32_t)v;
+		if (lo == 0) {
+			if (atomic_compare_exchange_strong_explicit(&m->w, &v, ownW, memory_order_acquire,
+			                                            memory_order_relaxed))
+				return 0;
+			continue;
+		}
+		int64_t left = end == INT64_MAX ? INT64_MAX : end - shm__now_ns();
+		if (left <= 0) return -ETIMEDOUT;
+		int64_t sleep = 1000000000; /* MTX-2: each sleep at most 1 s */
+		if (seg != NULL && seg->addr != NULL && (v & SHM_MUTEX_ID) != own) {
+			uint64_t t = shm_owner_token(v);
+			if (t != checked || check) {
+				checked = t;
+				check = 0;
+				if (!shm_peer_alive(seg, t)) { /* MTX-8 */
+					if (shm__mutex_takeover(m, v, ownW)) return SHM_OWNERDEAD;
+					continue;
+				}
+			}
+			sleep = SHM_MUTEX_POLL_NS;
+		}
+		if ((lo & SHM_MUTEX_W) == 0) {
+			uint64_t nv = v | SHM_MUTEX_W;
+			if (!atomic_compare_exchange_strong_explicit(&m->w, &v, nv, memory_order_relaxed,
+			                                             memory_order_relaxed))
+				continue;
+			lo |= SHM_MUTEX_W;
+		}
+		if (left < sleep) sleep = left;
+		int r = shm_wait(fw, lo, sleep);
+		if (r == -ETIMEDOUT) {
+			check = 1;
+		} else if (r < 0) {
+			return r;
+		}
+	}
+}
+
+/* shm_mutex_lock locks m, waiting as long as it takes: 0 or SHM_OWNERDEAD,
+ * both with the lock, or a negative errno. */
+static inline int shm_mutex_lock(shm_seg *seg, shm_mutex *m) { return shm_mutex_timedlock(seg, m, -1); }
+
+/* shm_mutex_unlock unlocks m (MTX-5): 0, or -EPERM if this process does not
+ * hold it (then m is unchanged). */
+static inline int shm_mutex_unlock(shm_mutex *m) {
+	uint64_t own = shm_owner_word(shm_token());
+	for (;;) {
+		uint64_t v = atomic_load_explicit(&m->w, memory_order_relaxed);
+		if ((v & SHM_MUTEX_ID) != own) return -EPERM;
+		if (atomic_compare_exchange_strong_explicit(&m->w, &v, 0, memory_order_release, memory_order_relaxed)) {
+			if ((uint32_t)v & SHM_MUTEX_W) shm_wake(shm__mutex_futex(m), 1);
+			return 0;
+		}
+	}
+}
+
+/* ---- Semaphore (SPEC.md §6) --------------------------------------------- */
+
+static inline void shm_sem_init(shm_sem *s, uint32_t value) {
+	atomic_store(&s->count, value);
+	atomic_store(&s->waiters, 0);
+}
+
+/* shm_sem_post adds one (SEM-1, SEM-2): 0, or -EOVERFLOW changing nothing. */
+static inline int shm_sem_post(shm_sem *s) {
+	uint32_t c = atomic_load(&s->count);
+	for (;;) {
+		if (c >= SHM_SEM_MAX) return -EOVERFLOW;
+		if (atomic_compare_exchange_weak(&s->count, &c, c + 1)) break; /* seq_cst: SEM-6 */
+	}
+	if (atomic_load(&s->waiters) != 0) shm_wake(&s->count, 1); /* seq_cst: SEM-6 */
+	return 0;
+}
+
+/* shm_sem_trywait takes one if the count is positive: 0, or -EAGAIN (SEM-3). */
+static inline int shm_sem_trywait(shm_sem *s) {
+	uint32_t c = atomic_load(&s->count);
+	for (;;) {
+		if (c == 0) return -EAGAIN;
+		if (atomic_compare_exchange_weak(&s->count, &c, c - 1)) return 0;
+	}
+}
+
+/* SEM-5 */
+static inline void shm__sem_leave(shm_sem *s) {
+	atomic_fetch_sub(&s->waiters, 1);
+	if (atomic_load(&s->count) != 0 && atomic_load(&s->waiters) != 0) shm_wake(&s->count, 1);
+}
+
+/* shm_sem_timedwait takes one, waiting at most timeout_ns (<0: no limit) for
+ * the count to be positive (SEM-4): 0, -ETIMEDOUT, or a negative errno. */
+static inline int shm_sem_timedwait(shm_sem *s, int64_t timeout_ns) {
+	if (shm_sem_trywait(s) == 0) return 0;
+	int64_t end = timeout_ns >= 0 ? shm__now_ns() + timeout_ns : INT64_MAX;
+	atomic_fetch_add(&s->waiters, 1); /* seq_cst: SEM-6 */
+	for (;;) {
+		if (shm_sem_trywait(s) == 0) {
+			atomic_fetch_sub(&s->waiters, 1);
+			return 0;
+		}
+		int64_t left = end == INT64_MAX ? INT64_MAX : end - shm__now_ns();
+		if (left <= 0) {
+			shm__sem_leave(s);
+			return -ETIMEDOUT;
+		}
+		int64_t sleep = left < 1000000000 ? left : 1000000000;
+		int r = shm_wait(&s->count, 0, sleep);
+		if (r < 0 && r != -ETIMEDOUT) {
+			shm__sem_leave(s);
+			return r;
+		}
+	}
+}
+
+static inline int shm_sem_wait(shm_sem *s) { return shm_sem_timedwait(s, -1); }
+
+static inline uint32_t shm_sem_value(shm_sem *s) {
+	uint32_t c = atomic_load(&s->count);
+	return c > SHM_SEM_MAX ? SHM_SEM_MAX : c;
+}
+
+/* ---- descriptor passing (SPEC.md §8) ------------------------------------ */
+
+static inline void shm__put_le32(unsigned char *b, uint32_t v) {
+	for (int i = 0; i < 4; i++) b[i] = (unsigned char)(v >> (8 * i));
+}
+static inline void shm__put_le64(unsigned char *b, uint64_t v) {
+	for (int i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (8 * i));
+}
+static inline uint32_t shm__le32(const unsigned char *b) {
+	uint32_t v = 0;
+	for (int i = 3; i >= 0; i--) v = v << 8 | b[i];
+	return v;
+}
+static inline uint64_t shm__le64(const unsigned char *b) {
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--) v = v << 8 | b[i];
+	return v;
+}
+
+/* shm_send_segment sends seg over the AF_UNIX socket sock as an SHM1 message,
+ * with a freshly opened description of its file (PASS-1, PASS-2). */
+static inline int shm_send_segment(int sock, const shm_seg *seg) {
+	if (seg->addr == NULL) return -EBADF;
+	size_t size;
+	int r = shm__fstat_size(seg->fd, &size);
+	if (r < 0) return r;
+	int fd;
+#if defined(__linux__)
+	char path[64];
+	snprintf(path, sizeof path, "/proc/self/fd/%d", seg->fd);
+	fd = open(path, (seg->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) return -errno;
+#else
+	/* No /proc: other systems have no OFD locks to carry along (§5.3). */
+	fd = fcntl(seg->fd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0) return -errno;
+#endif
+	unsigned char msg[SHM_PASS_LEN];
+	memcpy(msg, "SHM1", 4);
+	shm__put_le32(msg + 4, seg->readonly ? SHM_PASS_RDONLY : 0);
+	shm__put_le64(msg + 8, (uint64_t)size);
+	struct iovec iov = {msg, sizeof msg};
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	memset(&cm, 0, sizeof cm);
+	struct msghdr mh;
+	memset(&mh, 0, sizeof mh);
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cm.buf;
+	mh.msg_controllen = sizeof cm.buf;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof fd);
+	ssize_t n;
+	do {
+		n = sendmsg(sock, &mh, 0);
+	} while (n < 0 && errno == EINTR);
+	r = n < 0 ? -errno : (n != (ssize_t)sizeof msg ? -EIO : 0);
+	close(fd);
+	return r;
+}
+
+/* shm_recv_segment receives an SHM1 message from sock and maps the segment
+ * into seg (PASS-3..PASS-6). max_size 0 means no limit. -EINVAL for a
+ * message that fails a check, 0 with seg->addr == NULL at end of file. */
+static inline int shm_recv_segment(int sock, shm_seg *seg, size_t max_size, int readonly) {
+	shm__seg_init(seg);
+	unsigned char msg[SHM_PASS_LEN];
+	struct iovec iov = {msg, sizeof msg};
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(SHM_PASS_MAXFDS * sizeof(int))];
+	} cm;
+	struct msghdr mh;
+	memset(&mh, 0, sizeof mh);
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cm.buf;
+	mh.msg_controllen = sizeof cm.buf;
+	ssize_t n;
+	do {
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0) return -errno;
+	int fds[SHM_PASS_MAXFDS];
+	int nfd = 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k && nfd < SHM_PASS_MAXFDS; i++)
+			memcpy(&fds[nfd++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+	}
+	int r = 0;
+	if (n == 0 && nfd == 0) return 0; /* end of file */
+	if ((mh.msg_flags & MSG_CTRUNC) || nfd != 1) r = -EINVAL; /* PASS-3 */
+	while (r == 0 && n < (ssize_t)sizeof msg) {
+		ssize_t m = recv(sock, msg + n, sizeof msg - (size_t)n, 0);
+		if (m < 0 && errno == EINTR) continue;
+		if (m <= 0) r = -EINVAL;
+		else n += m;
+	}
+	if (r == 0 && (n != (ssize_t)sizeof msg || memcmp(msg, "SHM1", 4) != 0)) r = -EINVAL; /* VER-2 */
+	uint32_t flags = shm__le32(msg + 4);
+	uint64_t want = shm__le64(msg + 8);
+	int fd = nfd == 1 ? fds[0] : -1;
+	int fl = 0;
+	size_t size = 0;
+	if (r == 0) { /* PASS-4 */
+		fl = fcntl(fd, F_GETFL);
+		if (fl < 0) r = -EINVAL;
+#ifdef O_PATH
+		else if (fl & O_PATH) r = -EINVAL;
+#endif
+		else if ((fl & O_ACCMODE) != O_RDONLY && (fl & O_ACCMODE) != O_RDWR) r = -EINVAL;
+	}
+	if (r == 0 && shm__fstat_size(fd, &size) < 0) r = -EINVAL;
+#if defined(__linux__)
+	if (r == 0) {
+		struct statfs sfs;
+		if (fstatfs(fd, &sfs) < 0) r = -EINVAL;
+		else if ((uint32_t)sfs.f_type != SHM__TMPFS_MAGIC && (uint32_t)sfs.f_type != SHM__HUGETLBFS_MAGIC)
+			r = -EINVAL;
+	}
+#endif
+	if (r == 0 && (want == 0 || want != (uint64_t)size || (max_size && size > max_size))) r = -EINVAL;
+	if (r < 0) {
+		for (int i = 0; i < nfd; i++) close(fds[i]);
+		return r;
+	}
+	/* PASS-6 */
+	int ro = readonly || (fl & O_ACCMODE) == O_RDONLY || (flags & SHM_PASS_RDONLY);
+#if defined(__linux__)
+	int seals = fcntl(fd, F_GET_SEALS);
+	if (seals >= 0 && (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE))) ro = 1;
+	if (!ro) { /* PASS-5: a description of our own */
+		char path[64];
+		snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+		int own = open(path, O_RDWR | O_CLOEXEC | O_NONBLOCK);
+		if (own < 0) {
+			r = -errno;
+			close(fd);
+			return r;
+		}
+		close(fd);
+		fd = own;
+	}
+#endif
+	return shm__map(seg, fd, size, ro);
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHM_H */
