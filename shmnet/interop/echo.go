@@ -50,11 +50,13 @@ func (Codec) Name() string { return CodecName }
 const (
 	UnaryMethod = "/shmnet.interop.Echo/Unary"
 	BidiMethod  = "/shmnet.interop.Echo/Bidi"
+	SinkMethod  = "/shmnet.interop.Echo/Sink"
 )
 
 // EchoServer implements the echo service: Unary returns its request; a
 // request beginning with "wait" blocks until the call's context is done.
-// Bidi echoes each message until the client closes its side.
+// Bidi echoes each message until the client closes its side; Sink counts
+// what it receives.
 type EchoServer struct {
 	// Cancelled counts the "wait" calls whose context ended.
 	Cancelled atomic.Int64
@@ -102,6 +104,22 @@ var EchoDesc = grpc.ServiceDesc{
 		},
 		ServerStreams: true,
 		ClientStreams: true,
+	}, {
+		StreamName: "Sink",
+		Handler: func(_ any, stream grpc.ServerStream) error {
+			var msg []byte
+			total := 0
+			for {
+				if err := stream.RecvMsg(&msg); err == io.EOF {
+					out := []byte(fmt.Sprint(total))
+					return stream.SendMsg(&out)
+				} else if err != nil {
+					return err
+				}
+				total += len(msg)
+			}
+		},
+		ClientStreams: true,
 	}},
 }
 
@@ -110,6 +128,12 @@ func Unary(ctx context.Context, cc grpc.ClientConnInterface, in []byte, opts ...
 	var out []byte
 	err := cc.Invoke(ctx, UnaryMethod, &in, &out, append(opts, grpc.CallContentSubtype(CodecName))...)
 	return out, err
+}
+
+// Sink opens a Sink stream: it receives messages until CloseSend and then
+// answers with their total length in decimal.
+func Sink(ctx context.Context, cc grpc.ClientConnInterface, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	return cc.NewStream(ctx, &EchoDesc.Streams[1], SinkMethod, append(opts, grpc.CallContentSubtype(CodecName))...)
 }
 
 // Bidi opens a Bidi stream: SendMsg and RecvMsg take *[]byte.
