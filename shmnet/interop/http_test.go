@@ -116,8 +116,11 @@ func TestHTTPRequests(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("%d requests over %d connections, %d on reused connections", requests, l.n.Load(), reused.Load())
-	if l.n.Load() > 2*workers {
-		t.Errorf("%d connections for %d requests from %d goroutines: keep-alive does not work", l.n.Load(), requests, workers)
+	// The transport may dial a new connection when a request comes a
+	// moment before the previous response's connection is idle again (as
+	// over TCP): keep-alive is working if nearly every request reuses one.
+	if l.n.Load() > requests/20 || reused.Load() < requests*9/10 {
+		t.Errorf("%d connections for %d requests from %d goroutines, %d on reused connections: keep-alive does not work", l.n.Load(), requests, workers, reused.Load())
 	}
 }
 
