@@ -60,3 +60,17 @@ func Store(dst unsafe.Pointer, src []byte) {
 		atomic.StoreUint64((*uint64)(unsafe.Add(dst, i)), binary.NativeEndian.Uint64(tmp[:]))
 	}
 }
+
+// StoreWord stores v in the 8-aligned shared word at p, inside a seqlock's
+// write section, ordered as Store's stores are.
+func StoreWord(p unsafe.Pointer, v uint64) {
+	if plainStores {
+		*(*uint64)(p) = v
+		return
+	}
+	atomic.StoreUint64((*uint64)(p), v)
+}
+
+// LoadWord loads the 8-aligned shared word at p, inside a seqlock's read
+// section.
+func LoadWord(p unsafe.Pointer) uint64 { return atomic.LoadUint64((*uint64)(p)) }
