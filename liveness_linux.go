@@ -53,32 +53,44 @@ func selfToken() uint64 { return selfTokenValue() }
 var presenceSeq atomic.Uint32
 
 // takePresence locks a byte of this process's range in fd's file and
-// returns its offset, or -1 when no lock was taken: OFD locks are refused
-// here (EINVAL: then peers cannot ask either, and count us alive), or every
-// byte tried is locked by someone else (then our range shows as present
-// anyway). Any other failure (ENOLCK) is an error: mapping without presence
-// would let peers take this process for dead. Only writable descriptors can
-// hold a write lock; read-only mappings never name this process in shared
-// words.
+// returns its offset, or -1 when no lock was taken because OFD locks are
+// refused here (EINVAL: then peers cannot ask either, and count us alive).
+// A byte that is locked already is skipped for the next one; when every
+// byte tried is locked, it waits a little and tries again, and after about
+// a second it fails with EAGAIN. It never maps without presence because of
+// a conflict: the conflicting lock may be a read lock over the whole range
+// (a peer's watcher, granted for a moment after this process's last
+// mapping of the file closed, or anyone's), which a peer's F_OFD_GETLK
+// does not report, so this process would look dead. Any other failure
+// (ENOLCK) is an error too: mapping without presence would let peers take
+// this process for dead. Only writable descriptors can hold a write lock;
+// read-only mappings never name this process in shared words.
 func takePresence(fd int) (int64, error) {
 	tok := selfToken()
-	for range 64 {
-		n := uint64(presenceSeq.Add(1)-1) & (1<<presenceShift - 1)
-		off := int64(presenceBase + tok<<presenceShift + n)
-		lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: off, Len: 1}
-		err := ignoringEINTR(func() error { return unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &lk) })
-		switch err {
-		case nil:
-			return off, nil
-		case unix.EAGAIN, unix.EACCES:
-			continue
-		case unix.EINVAL:
-			return -1, nil
-		default:
-			return -1, err
+	pause := 100 * time.Microsecond
+	for deadline := time.Now().Add(time.Second); ; {
+		for range 64 {
+			n := uint64(presenceSeq.Add(1)-1) & (1<<presenceShift - 1)
+			off := int64(presenceBase + tok<<presenceShift + n)
+			lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: off, Len: 1}
+			err := ignoringEINTR(func() error { return unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &lk) })
+			switch err {
+			case nil:
+				return off, nil
+			case unix.EAGAIN, unix.EACCES:
+				continue
+			case unix.EINVAL:
+				return -1, nil
+			default:
+				return -1, err
+			}
 		}
+		if time.Now().After(deadline) {
+			return -1, unix.EAGAIN
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 10*time.Millisecond)
 	}
-	return -1, nil
 }
 
 // dropPresence releases the lock takePresence took. Closing the descriptor
@@ -240,6 +252,27 @@ func (w *watcher) reopen() int {
 		return -1
 	}
 	return fd
+}
+
+// ownDescription returns a descriptor of a fresh open file description of
+// the file behind fd, a received descriptor, closing fd; or fd itself when
+// it cannot open one. A received descriptor shares the sender's open file
+// description, and with it the OFD locks: the receiver's presence lock
+// would outlive the receiver for as long as the sender keeps the segment,
+// and F_OFD_GETLK through the shared description does not report the
+// sender's own lock, so the live sender would look dead to the receiver.
+func ownDescription(fd int, readOnly bool) int {
+	acc := unix.O_RDWR
+	if readOnly {
+		acc = unix.O_RDONLY
+	}
+	nfd, err := reopenFd(fd, acc)
+	if err != nil {
+		return fd
+	}
+	// reopenFd sets O_NONBLOCK, which a shared memory file ignores.
+	unix.Close(fd)
+	return nfd
 }
 
 // reopenFd opens the file behind fd again, as a new open file description

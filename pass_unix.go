@@ -160,6 +160,9 @@ func ReceiveSegment(c *net.UnixConn, opts *ReceiveOptions) (*Segment, error) {
 	readOnly := opts.ReadOnly || fl&unix.O_ACCMODE == unix.O_RDONLY || h.flags&passFlagRO != 0 ||
 		(sealErr == nil && seals&(SealWrite|SealFutureWrite) != 0)
 	fds[0] = -1 // newSegment owns it now, and closes it on error
+	// Map through an open file description of our own, not the sender's:
+	// liveness locks belong to the description (see ownDescription).
+	fd = ownDescription(fd, readOnly)
 	s, err := newSegment("", fd, size, readOnly)
 	if err != nil {
 		return nil, mapRejected(err, size, readOnly)

@@ -243,7 +243,7 @@ func childMutexLeaderExit(args []string) int {
 		}
 		for {
 			// phase 1 (locked) is set by the other goroutine.
-			if trustPhase != nil && trustPhase.CompareAndSwap(1, 2) {
+			if p := trustPhase.Load(); p != nil && p.CompareAndSwap(1, 2) {
 				return
 			}
 			time.Sleep(time.Millisecond)
@@ -254,7 +254,7 @@ func childMutexLeaderExit(args []string) int {
 	return 0 // not reached
 }
 
-var trustPhase *atomic.Uint32
+var trustPhase atomic.Pointer[atomic.Uint32] // set by the main thread, read by a goroutine
 
 // trustPhaseReady maps the header for the watcher goroutine above.
 func trustPhaseReady(name string) {
@@ -262,7 +262,7 @@ func trustPhaseReady(name string) {
 	if err != nil {
 		os.Exit(childFail("%v", err))
 	}
-	trustPhase = &h.phase
+	trustPhase.Store(&h.phase)
 }
 
 // PeerAlive and AfterPeer follow a child that maps the segment: alive
