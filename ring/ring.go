@@ -545,18 +545,8 @@ func (r *Ring) Unlink() error { return r.seg.Unlink() }
 
 func errClosedRing(r *Ring) error { return fmt.Errorf("shm: ring %s: %w", r.Name(), fs.ErrClosed) }
 
-// addEnd records e, to be closed by Ring.Close; it fails once the ring is
-// closed.
-func (r *Ring) addEnd(e closer) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return fmt.Errorf("shm: ring %s: %w", r.Name(), fs.ErrClosed)
-	}
-	r.ends = append(r.ends, e)
-	return nil
-}
-
+// removeEnd forgets e, which has closed. (Ends are recorded under r.mu
+// where they attach, in Producer and Consumer.)
 func (r *Ring) removeEnd(e closer) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
