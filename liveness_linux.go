@@ -130,48 +130,83 @@ func fdPeerAlive(fd int, tok uint64) bool {
 	return lk.Type != unix.F_UNLCK
 }
 
-// A watcher waits, on a thread of its own, for one peer to let go of one
-// segment, and then runs the functions registered with AfterPeer. It
-// blocks in F_OFD_SETLKW for a read lock over the peer's range, on a
-// descriptor of its own (a fresh open file description of the same file,
-// so that nothing this process locks through the Segment's descriptor can
-// outlive Close in it). The blocked call cannot be interrupted (Go's signal
-// handlers restart it), so a watcher nobody needs any longer stays until the
-// peer goes; it then closes its descriptor. It never touches the mapping.
+// A watcher waits for one peer to let go of one file, and then runs the
+// functions registered with AfterPeer. Watchers are shared by the whole
+// process, keyed by the file (device and inode) and the token, so that
+// every Segment of that file and every waiter share one.
+//
+// A watcher blocks in F_OFD_SETLKW for a read lock over the peer's range,
+// on a descriptor of its own: a fresh open file description of the file,
+// opened when the watcher is made, so that it needs no Segment afterwards
+// and so that nothing this process locks through a Segment's descriptor
+// can outlive that Segment's Close. The blocked call cannot be interrupted
+// (Go's signal handlers restart it), so a watcher nobody needs any longer
+// stays until the peer goes, holding a thread and its descriptor; there
+// are at most maxBlocking of them. Beyond that, and where no descriptor of
+// its own can be had, a watcher asks once a second and ends when nobody
+// listens. A watcher never touches a mapping.
 type watcher struct {
-	seg   *Segment
-	tok   uint64
+	key   watchKey
+	fd    int      // its own descriptor, -1 for none
+	seg   *Segment // asked instead when fd is -1
+	block bool     // waits in F_OFD_SETLKW, else polls
 	mu    sync.Mutex
 	fns   map[uint64]func()
 	next  uint64
 	fired bool
 }
 
+type watchKey struct{ dev, ino, tok uint64 }
+
+// maxBlocking bounds the threads that watchers hold in F_OFD_SETLKW.
+const maxBlocking = 64
+
+var watchers struct {
+	sync.Mutex
+	m        map[watchKey]*watcher
+	blocking int
+}
+
 func afterPeer(s *Segment, tok uint64, f func()) func() bool {
-	s.watchMu.Lock()
-	w := s.watchers[tok]
+	if !validToken(tok) {
+		go f()
+		return func() bool { return false }
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.data == nil {
+		return func() bool { return true } // closed: nothing will be told
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(s.fd, &st); err != nil {
+		return func() bool { return true }
+	}
+	key := watchKey{uint64(st.Dev), st.Ino, tok}
+	watchers.Lock()
+	defer watchers.Unlock()
+	w := watchers.m[key]
 	if w == nil {
-		w = &watcher{seg: s, tok: tok, fns: make(map[uint64]func())}
-		if s.watchers == nil {
-			s.watchers = make(map[uint64]*watcher)
+		w = &watcher{key: key, fd: -1, fns: make(map[uint64]func())}
+		if fd, err := reopenFd(s.fd, unix.O_RDONLY); err == nil {
+			w.fd = fd
+		} else {
+			w.seg = s
 		}
-		s.watchers[tok] = w
+		if w.fd >= 0 && watchers.blocking < maxBlocking {
+			w.block = true
+			watchers.blocking++
+		}
+		if watchers.m == nil {
+			watchers.m = make(map[watchKey]*watcher)
+		}
+		watchers.m[key] = w
 		go w.run()
 	}
 	w.mu.Lock()
 	id := w.next
 	w.next++
-	if w.fired {
-		// Cannot happen: a fired watcher leaves the map first. Still,
-		// run f rather than lose it.
-		w.mu.Unlock()
-		s.watchMu.Unlock()
-		go f()
-		return func() bool { return false }
-	}
 	w.fns[id] = f
 	w.mu.Unlock()
-	s.watchMu.Unlock()
 	return func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
@@ -184,74 +219,72 @@ func afterPeer(s *Segment, tok uint64, f func()) func() bool {
 }
 
 func (w *watcher) run() {
-	gone := w.wait()
-	s := w.seg
-	s.watchMu.Lock()
-	if s.watchers[w.tok] == w {
-		delete(s.watchers, w.tok)
+	var gone bool
+	if w.block {
+		lk := presenceRange(w.key.tok, unix.F_RDLCK)
+		err := ignoringEINTR(func() error { return unix.FcntlFlock(uintptr(w.fd), unix.F_OFD_SETLKW, &lk) })
+		gone = err == nil
+		if !gone {
+			gone = w.poll()
+		}
+	} else {
+		gone = w.poll()
+	}
+	watchers.Lock()
+	if watchers.m[w.key] == w {
+		delete(watchers.m, w.key)
+	}
+	if w.block {
+		watchers.blocking--
 	}
 	w.mu.Lock()
 	w.fired = true
 	fns := w.fns
 	w.fns = nil
 	w.mu.Unlock()
-	s.watchMu.Unlock()
+	watchers.Unlock()
+	if w.fd >= 0 {
+		unix.Close(w.fd) // drops a granted read lock with its description
+	}
 	if !gone {
-		return // the Segment was closed, or nobody listens: nothing to tell
+		return // nobody listens, or the Segment asked was closed
 	}
 	for _, f := range fns {
 		f()
 	}
 }
 
-// wait returns true once the peer is gone, or at once for a token no
-// process can have; false when it gave up (see below).
-func (w *watcher) wait() bool {
-	if !validToken(w.tok) {
-		return true
-	}
-	fd := w.reopen()
-	if fd >= 0 {
-		lk := presenceRange(w.tok, unix.F_RDLCK)
-		err := ignoringEINTR(func() error { return unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLKW, &lk) })
-		unix.Close(fd) // drops the read lock with the open file description
-		if err == nil {
-			return true
-		}
-	}
-	// No descriptor of our own, or the kernel refused to wait: ask once a
-	// second, for as long as the Segment is open and someone listens.
+// poll asks once a second whether the peer is gone (true), for as long as
+// someone listens; false when nobody does, or the Segment it asks through
+// closed. It decides "nobody listens" under the registry's lock, so that
+// a function registered meanwhile is not dropped.
+func (w *watcher) poll() bool {
 	for {
 		time.Sleep(time.Second)
-		if w.seg.Fd() < 0 {
-			return false
+		if w.fd >= 0 {
+			if !fdPeerAlive(w.fd, w.key.tok) {
+				return true
+			}
+		} else {
+			if w.seg.Fd() < 0 {
+				return false
+			}
+			if !w.seg.PeerAlive(w.key.tok) {
+				return true
+			}
 		}
-		if !w.seg.PeerAlive(w.tok) {
-			return true
-		}
+		watchers.Lock()
 		w.mu.Lock()
 		idle := len(w.fns) == 0
+		if idle && watchers.m[w.key] == w {
+			delete(watchers.m, w.key) // no newcomer can join now
+		}
 		w.mu.Unlock()
+		watchers.Unlock()
 		if idle {
 			return false
 		}
 	}
-}
-
-// reopen opens the Segment's file afresh, read-only, through
-// /proc/self/fd, which gives a new open file description; -1 if it cannot.
-func (w *watcher) reopen() int {
-	s := w.seg
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.data == nil {
-		return -1
-	}
-	fd, err := reopenFd(s.fd, unix.O_RDONLY)
-	if err != nil {
-		return -1
-	}
-	return fd
 }
 
 // ownDescription returns a descriptor of a fresh open file description of

@@ -93,5 +93,3 @@ func dropPresence(fd int, off int64) {}
 
 // ownDescription: without OFD locks a shared description does no harm.
 func ownDescription(fd int, readOnly bool) int { return fd }
-
-type watcher struct{}

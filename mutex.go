@@ -80,7 +80,7 @@ func (m *Mutex) Lock() {
 	}
 }
 
-// lockWait is Lock's slow path, out of line so that Lock inlines.
+// lockWait is Lock's slow path, out of line to keep Lock small.
 func (m *Mutex) lockWait() {
 	if err := m.lockSlow(context.Background()); err != nil && err != ErrOwnerDead {
 		panic(err)
@@ -188,6 +188,8 @@ func (m *Mutex) lockSlow(ctx context.Context) error {
 			}
 		case ctx.Err() != nil:
 			return ctx.Err()
+		case err == context.DeadlineExceeded:
+			return err // the sleep ended at ctx's deadline, before its timer
 		case wctx.Err() != nil:
 			// The owner went; gone checks at the top of the loop.
 		default:

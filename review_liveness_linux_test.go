@@ -183,7 +183,6 @@ func countDir(t *testing.T, dir string) int {
 // holds, and closes the segment again, leaves a watcher (one OS thread, one
 // descriptor) behind for each Segment, for as long as the peer lives.
 func TestReviewWatcherLeakPerSegment(t *testing.T) {
-	t.Skip("known: watchers are per Segment and cannot be interrupted; each Open/wait/Close cycle against a live peer leaves a thread and a descriptor until the peer goes (share watchers process-wide by file and token)")
 	name, h := newSegmentView[trustHeader](t, 4096)
 	holder := startTrustHolder(t, name, h, false)
 	_ = holder

@@ -29,9 +29,6 @@ type Segment struct {
 	// presence is the offset of this mapping's presence lock in the file
 	// (see liveness.go), -1 for none.
 	presence int64
-
-	watchMu  sync.Mutex
-	watchers map[uint64]*watcher // AfterPeer's, by token
 }
 
 // newSegment maps size bytes of fd and returns the Segment owning fd. On

@@ -126,6 +126,9 @@ func (s *Semaphore) waitSlow(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			if err == context.DeadlineExceeded {
+				return err // the sleep ended at ctx's deadline, before its timer
+			}
 			return fmt.Errorf("shm: waiting for Semaphore: %w", err)
 		}
 	}
