@@ -56,9 +56,13 @@ func (s *Segment) PeerAlive(tok uint64) bool {
 // before). Calling stop does not wait for a running f.
 //
 // On Linux the notice comes from the kernel (a blocked F_OFD_SETLKW on a
-// helper thread), within microseconds of the death; a helper thread that
-// nobody waits for any longer lingers until that peer goes. Elsewhere the
-// peer is checked once a second.
+// helper thread), within about a millisecond of the death. One helper
+// serves every Segment of a file and every caller watching the same peer;
+// it holds a thread and a descriptor of its own, and since the kernel call
+// cannot be interrupted, a helper nobody needs any longer stays until its
+// peer lets go of the file. At most 64 helpers block at once in a process;
+// beyond that, and elsewhere (macOS, FreeBSD), the peer is checked once a
+// second.
 func (s *Segment) AfterPeer(tok uint64, f func()) (stop func() bool) {
 	return afterPeer(s, tok, f)
 }
