@@ -308,6 +308,20 @@ func ownDescription(fd int, readOnly bool) int {
 	return nfd
 }
 
+// sendDescription returns a descriptor, of a fresh open file description
+// of the file behind fd, for SendSegment to send. A duplicate would carry
+// this process's open file description, and with it its presence lock,
+// into the receiver: this process would look alive for as long as the
+// receiver keeps it, and a receiver asking through it would not see this
+// process's lock at all.
+func sendDescription(fd int, readOnly bool) (int, error) {
+	acc := unix.O_RDWR
+	if readOnly {
+		acc = unix.O_RDONLY
+	}
+	return reopenFd(fd, acc)
+}
+
 // reopenFd opens the file behind fd again, as a new open file description
 // with access mode acc, through /proc/self/fd (proc(5): opening the link
 // opens the file itself, a memfd included).

@@ -93,3 +93,6 @@ func dropPresence(fd int, off int64) {}
 
 // ownDescription: without OFD locks a shared description does no harm.
 func ownDescription(fd int, readOnly bool) int { return fd }
+
+// sendDescription: SendSegment sends a duplicate here.
+func sendDescription(fd int, readOnly bool) (int, error) { return -1, errors.ErrUnsupported }

@@ -66,7 +66,12 @@ func (s *Segment) sendInfo() (int, passHeader, error) {
 	if fl&unix.O_ACCMODE == unix.O_RDONLY {
 		h.flags |= passFlagRO
 	}
-	fd, err := unix.FcntlInt(uintptr(s.fd), unix.F_DUPFD_CLOEXEC, 0)
+	// A fresh open file description where the platform has OFD liveness
+	// locks (see sendDescription), else a duplicate.
+	fd, err := sendDescription(s.fd, fl&unix.O_ACCMODE == unix.O_RDONLY)
+	if err != nil {
+		fd, err = unix.FcntlInt(uintptr(s.fd), unix.F_DUPFD_CLOEXEC, 0)
+	}
 	if err != nil {
 		return -1, h, fmt.Errorf("shm: send segment: dup: %w", err)
 	}
