@@ -1,0 +1,40 @@
+"""Python peer of github.com/mindmeld-go/shm.
+
+Shared-memory segments created and opened with the Go package's guards, and
+the process-shared ``Mutex`` (layout 2) and ``Semaphore`` (layout 1) of the
+wire specification (SPEC.md, spec 1), interoperable with Go and with C
+programs using ``c/shm.h``. Built from that header as the C extension
+``shm._shm``.
+
+    seg = shm.Segment.create("/demo", 4096)
+    mu = shm.Mutex(seg, 0)          # 8 bytes at offset 0
+    with mu:
+        memoryview(seg)[8] += 1     # the mapping, no copy
+
+Errors from the system are ``OSError`` subclasses with ``errno`` set
+(``FileExistsError``, ``FileNotFoundError``, ``PermissionError``...).
+``OwnerDeadError`` means a Mutex was taken over, with the lock now held,
+from a process that died holding it.
+"""
+
+from ._shm import (  # noqa: F401
+    MUTEX_LAYOUT,
+    SEMAPHORE_LAYOUT,
+    SPEC_VERSION,
+    Mutex,
+    OwnerDeadError,
+    Segment,
+    Semaphore,
+    token,
+)
+
+__all__ = [
+    "Segment",
+    "Mutex",
+    "Semaphore",
+    "OwnerDeadError",
+    "token",
+    "SPEC_VERSION",
+    "MUTEX_LAYOUT",
+    "SEMAPHORE_LAYOUT",
+]
