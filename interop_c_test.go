@@ -312,22 +312,25 @@ func TestSpecGoOwnerKilledCWaiter(t *testing.T) {
 	peer := buildSpecPeer(t)
 	name, _, _ := specSegment(t)
 	hold := startSpecProc(t, childCmd(t, "spec-hold", name))
-	testOwnerKilledCWaiter(t, peer, name, hold)
+	testOwnerKilledPeerWaiter(t, []string{peer}, name, hold)
 }
 
-func testOwnerKilledCWaiter(t *testing.T, peer, name string, hold *specProc) {
+// testOwnerKilledPeerWaiter checks that peer (a C or Python peer's argv)
+// sees the Go holder alive, times out waiting for it, and gets owner-dead
+// once it is killed.
+func testOwnerKilledPeerWaiter(t *testing.T, peer []string, name string, hold *specProc) {
 	t.Helper()
 	tok := tokenOf(t, hold.expect("locked"))
-	al := startSpecProc(t, exec.Command(peer, "alive", name, strconv.FormatUint(tok, 10)))
+	al := startSpecProc(t, peerCmd(peer, "alive", name, strconv.FormatUint(tok, 10)))
 	if l := al.expect("alive"); l != "alive 1" {
-		t.Fatalf("C peer_alive of a running Go holder: %q, want alive 1", l)
+		t.Fatalf("%v: peer_alive of a running Go holder: %q, want alive 1", peer, l)
 	}
 	al.wait()
-	w := startSpecProc(t, exec.Command(peer, "lockwait", name, "300"))
+	w := startSpecProc(t, peerCmd(peer, "lockwait", name, "300"))
 	w.expect("waiting")
 	w.expect("timeout")
 	w.wait()
-	w = startSpecProc(t, exec.Command(peer, "lockwait", name, "20000"))
+	w = startSpecProc(t, peerCmd(peer, "lockwait", name, "20000"))
 	w.expect("waiting")
 	time.Sleep(50 * time.Millisecond)
 	hold.kill()
@@ -349,7 +352,7 @@ func TestSpecGoOwnerOtherPIDNamespace(t *testing.T) {
 	peer := buildSpecPeer(t)
 	name, _, _ := specSegment(t)
 	hold := startSpecProc(t, unshared(t, childCmd(t, "spec-hold", name)))
-	testOwnerKilledCWaiter(t, peer, name, hold)
+	testOwnerKilledPeerWaiter(t, []string{peer}, name, hold)
 }
 
 // SEM-1..SEM-6: C posts and Go waits, Go posts and C waits, at once, on one
@@ -485,5 +488,115 @@ func TestSpecPassSegment(t *testing.T) {
 	defer h.Mu.Unlock()
 	if h.Counter != 43 {
 		t.Fatalf("counter = %d, want 43 (C added one to the segment Go sent)", h.Counter)
+	}
+}
+
+// peerCmd returns the command running the peer argv prefix with args.
+func peerCmd(peer []string, args ...string) *exec.Cmd {
+	return exec.Command(peer[0], append(append([]string{}, peer[1:]...), args...)...)
+}
+
+// specPython returns the argv of the Python peer (python/tests/peer.py) run
+// by $SHM_PYTHON, else python3; it skips the test when that interpreter is
+// missing or cannot import the shm package (pip install ./python).
+func specPython(t *testing.T) []string {
+	t.Helper()
+	py := os.Getenv("SHM_PYTHON")
+	if py == "" {
+		py = "python3"
+	}
+	path, err := exec.LookPath(py)
+	if err != nil {
+		t.Skipf("%s not found; skipping the Python conformance test", py)
+	}
+	if out, err := exec.Command(path, "-c", "import shm, shm._shm").CombinedOutput(); err != nil {
+		t.Skipf("%s cannot import the shm package (pip install ./python; set SHM_PYTHON): %v %s", path, err, out)
+	}
+	return []string{path, "python/tests/peer.py"}
+}
+
+// MTX-1..MTX-6 in all three languages: one counter, one Mutex, processes
+// in Go, C and Python; no increment lost.
+func TestSpecThreeLanguageMutexCount(t *testing.T) {
+	py := specPython(t)
+	peer := buildSpecPeer(t)
+	name, _, h := specSegment(t)
+	const n = 5000
+	ps := []*specProc{
+		startSpecProc(t, exec.Command(peer, "count", name, strconv.Itoa(n))),
+		startSpecProc(t, peerCmd(py, "count", name, strconv.Itoa(n))),
+		startSpecProc(t, childCmd(t, "spec-count", name, strconv.Itoa(n))),
+	}
+	for range n {
+		h.Mu.Lock()
+		h.Counter++
+		h.Mu.Unlock()
+	}
+	for _, p := range ps {
+		p.expect("done")
+		p.wait()
+	}
+	h.Mu.Lock()
+	got := h.Counter
+	h.Mu.Unlock()
+	if want := uint64(4 * n); got != want {
+		t.Fatalf("counter = %d after C, Python, a Go child and this process each added %d; want %d", got, n, want)
+	}
+}
+
+// MTX-8, MTX-9: a Python holder SIGKILLed, a Go waiter gets ErrOwnerDead.
+func TestSpecPythonOwnerKilledGoWaiter(t *testing.T) {
+	py := specPython(t)
+	name, s, h := specSegment(t)
+	testOwnerKilledGoWaiter(t, s, h, startSpecProc(t, peerCmd(py, "hold", name)))
+}
+
+// MTX-8, MTX-9: a Go holder SIGKILLed, a Python waiter gets OwnerDeadError.
+func TestSpecGoOwnerKilledPythonWaiter(t *testing.T) {
+	py := specPython(t)
+	name, _, _ := specSegment(t)
+	testOwnerKilledPeerWaiter(t, py, name, startSpecProc(t, childCmd(t, "spec-hold", name)))
+}
+
+// LIVE-3..LIVE-5: a Python holder in another PID namespace is alive to Go
+// until it is killed; a Go holder there is alive to Python.
+func TestSpecPythonOtherPIDNamespace(t *testing.T) {
+	py := specPython(t)
+	t.Run("python-holder", func(t *testing.T) {
+		name, s, h := specSegment(t)
+		testOwnerKilledGoWaiter(t, s, h, startSpecProc(t, unshared(t, peerCmd(py, "hold", name))))
+	})
+	t.Run("go-holder", func(t *testing.T) {
+		name, _, _ := specSegment(t)
+		testOwnerKilledPeerWaiter(t, py, name, startSpecProc(t, unshared(t, childCmd(t, "spec-hold", name))))
+	})
+}
+
+// SEM-1..SEM-6 between Go and Python, both ways.
+func TestSpecSemaphorePython(t *testing.T) {
+	py := specPython(t)
+	name, _, h := specSegment(t)
+	const n = 5000
+	post := startSpecProc(t, peerCmd(py, "post", name, strconv.Itoa(n)))
+	for i := range n {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := h.Sem.WaitContext(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("Wait %d of %d posted by Python: %v", i+1, n, err)
+		}
+	}
+	post.expect("posted")
+	post.wait()
+	take := startSpecProc(t, peerCmd(py, "take", name, strconv.Itoa(n)))
+	for range n {
+		if err := h.Sem.Post(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	take.expect(fmt.Sprintf("took %d", n))
+	take.wait()
+	if v := h.Sem.Value(); v != 0 {
+		t.Fatalf("Semaphore value = %d after Python took all %d, want 0", v, n)
 	}
 }
