@@ -94,6 +94,10 @@ extern "C" {
 #define SHM_PASS_RDONLY 1u
 #define SHM_PASS_MAXFDS 64
 
+#ifndef MSG_CMSG_CLOEXEC /* macOS has none; descriptors then arrive without close-on-exec */
+#define MSG_CMSG_CLOEXEC 0
+#endif
+
 #if defined(__linux__)
 #define SHM_NAME_MAX 255 /* bytes after the slash (NAME-2) */
 #elif defined(__APPLE__)

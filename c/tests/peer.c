@@ -11,6 +11,10 @@
 #include <stdlib.h>
 #include <sys/un.h>
 
+#ifndef SOCK_CLOEXEC /* macOS */
+#define SOCK_CLOEXEC 0
+#endif
+
 #define MU(p) ((shm_mutex *)(void *)((char *)(p) + 0))
 #define CTR(p) ((uint64_t *)(void *)((char *)(p) + 8))
 #define SEM(p) ((shm_sem *)(void *)((char *)(p) + 16))
