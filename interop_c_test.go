@@ -600,3 +600,71 @@ func TestSpecSemaphorePython(t *testing.T) {
 		t.Fatalf("Semaphore value = %d after Python took all %d, want 0", v, n)
 	}
 }
+
+// PASS-3, PASS-4, VER-2: the C receiver refuses hostile messages with
+// EINVAL: an unknown magic (another version), a pipe, a size that is not the
+// object's, two descriptors, no descriptor.
+func TestSpecCReceiverRefuses(t *testing.T) {
+	peer := buildSpecPeer(t)
+	_, s, _ := specSegment(t)
+	msg := func(magic string, size uint64) []byte {
+		b := make([]byte, 16)
+		copy(b, magic)
+		for i := range 8 {
+			b[8+i] = byte(size >> (8 * i))
+		}
+		return b
+	}
+	var p [2]int
+	if err := syscall.Pipe(p[:]); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(p[0])
+	defer syscall.Close(p[1])
+	size := uint64(s.Size())
+	cases := []struct {
+		name string
+		data []byte
+		fds  []int
+	}{
+		{"magic SHM2", msg("SHM2", size), []int{s.Fd()}},
+		{"a pipe", msg("SHM1", 4096), []int{p[0]}},
+		{"size announced wrong", msg("SHM1", size+1), []int{s.Fd()}},
+		{"two descriptors", msg("SHM1", size), []int{s.Fd(), s.Fd()}},
+		{"no descriptor", msg("SHM1", size), nil},
+		{"short message", msg("SHM1", size)[:8], []int{s.Fd()}},
+	}
+	for _, c := range cases {
+		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
+			sock := filepath.Join(t.TempDir(), "s")
+			l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			cmd := exec.Command(peer, "recv", sock)
+			var out strings.Builder
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			conn, err := l.AcceptUnix()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var oob []byte
+			if c.fds != nil {
+				oob = syscall.UnixRights(c.fds...)
+			}
+			if _, _, err := conn.WriteMsgUnix(c.data, oob, nil); err != nil {
+				t.Fatal(err)
+			}
+			conn.CloseWrite()
+			err = cmd.Wait()
+			conn.Close()
+			if err == nil || !strings.Contains(out.String(), "Invalid argument") {
+				t.Fatalf("C receiver given %s: %v, output %q; want it refused with EINVAL", c.name, err, out.String())
+			}
+		})
+	}
+}
