@@ -158,7 +158,7 @@ type header struct {
 	producer    atomic.Uint64 // 72: producer's token
 	closed      atomic.Uint32 // 80: 1 once the producer closed
 	subWake     atomic.Uint32 // 84: futex word subscribers sleep on
-	subSleepers atomic.Uint32 // 88: subscribers announcing a sleep
+	subSleep    atomic.Uint32 // 88: 1 once a subscriber announced a sleep
 	_           [36]byte      // 92..127
 	prodWake    atomic.Uint32 // 128: futex word the producer sleeps on
 	prodSleep   atomic.Uint32 // 132: 1 while the producer announces a sleep

@@ -165,7 +165,9 @@ func (p *Producer) publish(s *slot, n uint64) {
 	s.seq.Store(2*n + 2) // P4
 	h.tail.Store(n + 1)  // P5
 	p.tail = n + 1
-	if h.subSleepers.Load() != 0 { // P6
+	// P6: wake sleepers once per sleep: the flag is cleared here, so the
+	// messages sent while they get up make no system call.
+	if h.subSleep.Load() != 0 && h.subSleep.Swap(0) != 0 {
 		h.subWake.Add(1)
 		shm.Wake(&h.subWake, math.MaxInt32)
 	}

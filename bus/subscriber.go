@@ -215,7 +215,7 @@ func (s *Subscriber) advance(sl *slot, seq uint64) error {
 
 func (s *Subscriber) wakeProducer() {
 	h := s.b.h
-	if h.prodSleep.Load() != 0 { // R6
+	if h.prodSleep.Load() != 0 && h.prodSleep.Swap(0) != 0 { // R6
 		h.prodWake.Add(1)
 		shm.Wake(&h.prodWake, 1)
 	}
@@ -315,13 +315,12 @@ func (s *Subscriber) wait(ctx context.Context, i int) error {
 		}
 		return nil
 	}
-	h.subSleepers.Add(1) // S1
+	h.subSleep.Store(1) // S1
 	w := h.subWake.Load()
 	var err error
 	if h.tail.Load() == s.next && h.closed.Load() == 0 { // S2
 		err = shm.WaitContext(ctx, &h.subWake, w, 100*time.Millisecond)
 	}
-	h.subSleepers.Add(math.MaxUint32)
 	if cerr := ctx.Err(); cerr != nil {
 		return cerr
 	}
