@@ -354,7 +354,16 @@ static inline int shm__take_presence(int fd, int64_t *off) {
 	*off = -1;
 #if defined(__linux__)
 	uint64_t tok = shm_token();
-	for (int i = 0; i < 64; i++) {
+	int64_t pause = 100000, deadline = shm__now_ns() + 1000000000;
+	for (int i = 0;; i++) {
+		if (i > 0 && i % 64 == 0) {
+			/* Every byte taken: by our own descriptions, or by an observer's
+			 * granted read lock (LIVE-6) that goes when it closes. Retry for
+			 * up to a second, then fail: never map without presence. */
+			if (shm__now_ns() > deadline) return -EAGAIN;
+			shm__sleep_ns(pause);
+			pause = pause * 2 > 10000000 ? 10000000 : pause * 2;
+		}
 		uint64_t n = atomic_fetch_add(&shm__presence_seq, 1) & ((1u << SHM_PRESENCE_SHIFT) - 1);
 		struct flock lk;
 		memset(&lk, 0, sizeof lk);
