@@ -156,6 +156,10 @@ func (s *Subscriber) receive(ctx context.Context, buf []byte, block bool) (n int
 // Read returns the next message in place, waiting while there is none.
 // The slice is valid until Release, which must follow before any other
 // call; on a lossy bus its contents count only if Release returns nil.
+// (On weakly ordered CPUs, such as arm64, the check in Release orders
+// after the caller's plain loads of the slice only through the atomic
+// operations between them; Receive, which copies with atomic loads, is
+// exact everywhere.)
 func (s *Subscriber) Read() ([]byte, error) { return s.read(context.Background(), true) }
 
 // TryRead is Read that returns an error matching [ErrEmpty] instead of
