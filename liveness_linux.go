@@ -1,6 +1,7 @@
 package shm
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -287,25 +288,27 @@ func (w *watcher) poll() bool {
 	}
 }
 
-// ownDescription returns a descriptor of a fresh open file description of
-// the file behind fd, a received descriptor, closing fd; or fd itself when
-// it cannot open one. A received descriptor shares the sender's open file
-// description, and with it the OFD locks: the receiver's presence lock
-// would outlive the receiver for as long as the sender keeps the segment,
-// and F_OFD_GETLK through the shared description does not report the
-// sender's own lock, so the live sender would look dead to the receiver.
-func ownDescription(fd int, readOnly bool) int {
+// ownDescription returns a descriptor of a fresh open file description
+// of the file behind fd, a received descriptor, closing fd. A received
+// descriptor shares the sender's open file description, and with it the
+// OFD locks: the receiver's presence lock would outlive the receiver for as
+// long as the sender keeps the segment, and F_OFD_GETLK through the shared
+// description does not report the sender's own lock, so the live sender
+// would look dead to the receiver. When no fresh description can be had
+// (no /proc) it fails, closing fd, rather than judge peers wrongly
+// (SPEC.md PASS-5).
+func ownDescription(fd int, readOnly bool) (int, error) {
 	acc := unix.O_RDWR
 	if readOnly {
 		acc = unix.O_RDONLY
 	}
 	nfd, err := reopenFd(fd, acc)
+	unix.Close(fd)
 	if err != nil {
-		return fd
+		return -1, fmt.Errorf("shm: receive segment: opening an open file description of its own through /proc/self/fd (needed for liveness): %w", err)
 	}
 	// reopenFd sets O_NONBLOCK, which a shared memory file ignores.
-	unix.Close(fd)
-	return nfd
+	return nfd, nil
 }
 
 // sendDescription returns a descriptor, of a fresh open file description

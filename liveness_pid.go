@@ -92,7 +92,7 @@ func takePresence(fd int) (int64, error) { return -1, nil }
 func dropPresence(fd int, off int64) {}
 
 // ownDescription: without OFD locks a shared description does no harm.
-func ownDescription(fd int, readOnly bool) int { return fd }
+func ownDescription(fd int, readOnly bool) (int, error) { return fd, nil }
 
 // sendDescription: SendSegment sends a duplicate here.
 func sendDescription(fd int, readOnly bool) (int, error) { return -1, errors.ErrUnsupported }

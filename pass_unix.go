@@ -69,11 +69,15 @@ func (s *Segment) sendInfo() (int, passHeader, error) {
 	// A fresh open file description where the platform has OFD liveness
 	// locks (see sendDescription), else a duplicate.
 	fd, err := sendDescription(s.fd, fl&unix.O_ACCMODE == unix.O_RDONLY)
-	if err != nil {
+	if errors.Is(err, errors.ErrUnsupported) {
 		fd, err = unix.FcntlInt(uintptr(s.fd), unix.F_DUPFD_CLOEXEC, 0)
-	}
-	if err != nil {
-		return -1, h, fmt.Errorf("shm: send segment: dup: %w", err)
+		if err != nil {
+			return -1, h, fmt.Errorf("shm: send segment: dup: %w", err)
+		}
+	} else if err != nil {
+		// Without a description of its own to send, the receiver would
+		// share this process's liveness lock (SPEC.md PASS-1).
+		return -1, h, fmt.Errorf("shm: send segment: opening a fresh open file description through /proc/self/fd: %w", err)
 	}
 	return fd, h, nil
 }
@@ -167,7 +171,10 @@ func ReceiveSegment(c *net.UnixConn, opts *ReceiveOptions) (*Segment, error) {
 	fds[0] = -1 // newSegment owns it now, and closes it on error
 	// Map through an open file description of our own, not the sender's:
 	// liveness locks belong to the description (see ownDescription).
-	fd = ownDescription(fd, readOnly)
+	fd, err = ownDescription(fd, readOnly)
+	if err != nil {
+		return nil, err
+	}
 	s, err := newSegment("", fd, size, readOnly)
 	if err != nil {
 		return nil, mapRejected(err, size, readOnly)
