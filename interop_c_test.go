@@ -97,6 +97,7 @@ func buildSpecPeer(t *testing.T) string {
 			specPeerOnce.err = err
 			return
 		}
+		harness.AfterRun = append(harness.AfterRun, func() { os.RemoveAll(dir) })
 		exe := filepath.Join(dir, "peer")
 		args := []string{"-std=c11", "-Wall", "-Wextra", "-Werror", "-O2", "-g",
 			"-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-o", exe, "c/tests/peer.c"}

@@ -30,6 +30,9 @@ type Harness struct {
 	Prefix string
 	// Unlink removes a segment by name; Name registers it as a cleanup.
 	Unlink func(name string) error
+	// AfterRun lists functions Main calls once the tests have run, such
+	// as removing files built once for many tests.
+	AfterRun []func()
 
 	roles map[string]func(args []string) int
 	seq   atomic.Int64
@@ -59,6 +62,9 @@ func (h *Harness) Main(m *testing.M) {
 		os.Exit(f(args))
 	}
 	code := m.Run()
+	for _, f := range h.AfterRun {
+		f()
+	}
 	if leaked := h.Leaked(); len(leaked) > 0 {
 		fmt.Fprintf(os.Stderr, "FAIL: tests left segments in /dev/shm: %v\n", leaked)
 		if code == 0 {
