@@ -260,8 +260,14 @@ func (c *Consumer) read(ctx context.Context, block bool) ([]byte, error) {
 	if c.pending != 0 {
 		return nil, errors.New("shm: ring: Read before Release of the previous message")
 	}
-	w := waitState{e: &c.end, polling: c.r.polling, watch: c.watchProducers, soon: &c.deadPending}
-	defer w.done()
+	// The wait state is made only once the call blocks: a TryRead or
+	// TryReceive on an empty ring allocates nothing.
+	var w *waitState
+	defer func() {
+		if w != nil {
+			w.done()
+		}
+	}()
 	look := true // run whenEmpty: at first, after a check, after a sleep
 	for {
 		msg, ok, err := c.poll()
@@ -285,6 +291,9 @@ func (c *Consumer) read(ctx context.Context, block bool) ([]byte, error) {
 		}
 		if !block {
 			return nil, ErrEmpty
+		}
+		if w == nil {
+			w = &waitState{e: &c.end, polling: c.r.polling, watch: c.watchProducers, soon: &c.deadPending}
 		}
 		n := w.n
 		check, err := w.pause(ctx, &c.r.h.ConsumerWaiting, c.ready)

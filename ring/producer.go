@@ -301,8 +301,14 @@ func (p *Producer) claim(ctx context.Context, n int, block bool) ([]byte, error)
 		return nil, fmt.Errorf("shm: ring %s: %w: %d bytes, the maximum is %d", r.Name(), ErrTooLarge, n, r.maxMsg)
 	}
 	size := align(uint64(n) + recordHeader)
-	w := waitState{e: &p.end, polling: r.polling, watch: func() { p.watchPeer(0, r.h.ConsumerToken.Load()) }}
-	defer w.done()
+	// The wait state is made only once the call blocks: a slow-path
+	// TrySend or TryClaim allocates nothing.
+	var w *waitState
+	defer func() {
+		if w != nil {
+			w.done()
+		}
+	}()
 	for {
 		if r.h.ConsumerState.Load() == consumerClosed {
 			return nil, fmt.Errorf("shm: ring %s: %w", r.Name(), ErrPeerClosed)
@@ -326,6 +332,9 @@ func (p *Producer) claim(ctx context.Context, n int, block bool) ([]byte, error)
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
+		}
+		if w == nil {
+			w = &waitState{e: &p.end, polling: r.polling, watch: func() { p.watchPeer(0, r.h.ConsumerToken.Load()) }}
 		}
 		check, err := w.pause(ctx, &r.h.ProducerWaiting, func() bool { return p.ready(size) })
 		if err != nil {
