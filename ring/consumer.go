@@ -483,12 +483,22 @@ func (c *Consumer) checkProducers() error {
 		// A dead producer. Its claim, if its tail CAS took effect, lies
 		// between the head and its end; until the head has passed it, the
 		// slot keeps the extent unblock needs.
-		if end := s.ClaimEnd.Load(); end != 0 && s.ClaimStart.Load() < tail && c.head < end {
+		end := s.ClaimEnd.Load()
+		if end != 0 && s.ClaimStart.Load() < tail && c.head < end {
 			c.deadPending = true
 			continue
 		}
-		s.ClaimEnd.Store(0)
-		s.Pid.Store(0)
+		hook("consumer reap")
+		// Clear the claim end only if the dead producer left one: while it
+		// is non-zero no producer can take the slot over, but once it is 0
+		// a new producer may take the slot and announce a claim of its
+		// own, which a blind store would erase.
+		if end != 0 {
+			s.ClaimEnd.CompareAndSwap(end, 0)
+		}
+		if pid := s.Pid.Load(); s.Token.Load() == tok {
+			s.Pid.CompareAndSwap(pid, 0)
+		}
 		if s.Token.CompareAndSwap(tok, 0) {
 			c.deaths = append(c.deaths, tail)
 			c.watchPeer(i, 0)
