@@ -73,13 +73,6 @@ func (d *deadline) context() (context.Context, bool) {
 	return d.ctx, d.expired
 }
 
-// isExpired reports whether the deadline has passed.
-func (d *deadline) isExpired() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.expired
-}
-
 // stop releases the timer and the context.
 func (d *deadline) stop() {
 	d.mu.Lock()

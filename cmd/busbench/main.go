@@ -3,14 +3,17 @@
 //
 //   - the producer's cost per 64-byte message on a lossy bus with 1, 2 and 4
 //     subscriber processes;
+//
 //   - delivered throughput to 4 subscriber processes at 1 KiB on a lossless
 //     bus, against the same fan-out done with 4 single-producer rings
 //     (package ring, 4 copies), subscribers blocking and then polling;
+//
 //   - Cell Load and Store of a 64-byte value, uncontended, against a plain
 //     copy of the same 64 bytes;
+//
 //   - Cell Load while another process stores in a loop: the retry rate.
 //
-//	go run ./cmd/busbench [-rounds 3] [-n 1000000]
+//     go run ./cmd/busbench [-rounds 3] [-n 1000000]
 //
 // Each figure is the best of -rounds rounds: interference on a shared
 // machine only adds time. Segments are removed at the end.
@@ -279,6 +282,7 @@ func waitAll(cmds []*exec.Cmd) error {
 	return errors.Join(errs...)
 }
 
+// sink keeps the copies timed in cellCosts from being optimised away.
 var sink msg64
 
 func cellCosts() (load, store, plain float64, err error) {
@@ -315,6 +319,7 @@ func cellCosts() (load, store, plain float64, err error) {
 		return
 	}
 	store, err = timeIt(func(i int) { v[0] = uint64(i); c.Store(v) })
+	runtime.KeepAlive(sink[0])
 	return
 }
 
