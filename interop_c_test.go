@@ -52,7 +52,11 @@ func childSpecHold(args []string) int {
 	}
 	h.Mu.Lock()
 	fmt.Printf("locked %d\n", ProcessToken())
-	select {}
+	// Not select {}: with no other goroutine, a binary built without cgo
+	// dies of "all goroutines are asleep", and its locks with it.
+	for {
+		time.Sleep(time.Hour)
+	}
 }
 
 // childSpecCount adds args[1] to the counter of segment args[0] under its

@@ -282,7 +282,11 @@ func init() {
 			return fail("Write: %v", err)
 		}
 		fmt.Println("ready")
-		select {}
+		// Not select {}: with no other goroutine, a binary built without cgo
+		// dies of "all goroutines are asleep", and its locks with it.
+		for {
+			time.Sleep(time.Hour)
+		}
 	}
 }
 
