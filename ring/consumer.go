@@ -76,6 +76,11 @@ func (c *Consumer) attach() error {
 		return corruptf(r.Name(), "head %d, tail %d, capacity %d", head, tail, r.cap)
 	}
 	c.head, c.tailCache = head, head
+	if r.multi && head != tail {
+		// Finish a release a killed predecessor left half done (see
+		// unblock); an error here shows again at the first read.
+		c.unblock()
+	}
 	r.wakeProducers() // a producer may wait for a consumer's state to change
 	return nil
 }
@@ -250,6 +255,7 @@ func (c *Consumer) advance(size uint64) {
 		clear(r.data[idx+recordHeader : idx+size])
 		hook("release cleared")
 		w.Store(0)
+		hook("release header zeroed")
 	}
 	c.head += size
 	r.h.Head.Store(c.head)
@@ -563,6 +569,17 @@ func (c *Consumer) unblock() error {
 	switch {
 	case length > 0:
 		return nil // committed meanwhile
+	case !covered && length == 0:
+		// No claim covers head and its header is 0: a consumer was killed
+		// in a release (step 10) after it stored the header 0 and before
+		// it stored H. The released record, zeroed by that consumer (a
+		// dead process's stores are all visible), runs up to the next
+		// header: a committed one is not 0, and an unwritten one is the
+		// start of a claim announced before the tail moved. Pad the run.
+		size = c.releasedRun(idx, t)
+		if size == 0 {
+			return corruptf(r.Name(), "record at %d is not committed and no producer claims it", head)
+		}
 	case !covered:
 		return corruptf(r.Name(), "record at %d is not committed and no producer claims it", head)
 	case length < 0:
@@ -579,6 +596,29 @@ func (c *Consumer) unblock() error {
 	hook("unblock")
 	r.words[idx/8].CompareAndSwap(w, pack(int32(size), typePadding))
 	return nil
+}
+
+// releasedRun returns the length of the run of zero words at index idx
+// (position c.head), up to the tail t, the end of the ring, the start of
+// any announced claim after head, or the first word that is not 0; 0 if
+// there is none.
+func (c *Consumer) releasedRun(idx, t uint64) uint64 {
+	r := c.r
+	head := c.head
+	stop := min(t-head, r.cap-idx)
+	for i := range r.slots {
+		s := &r.slots[i]
+		if s.ClaimEnd.Load() != 0 {
+			if st := s.ClaimStart.Load(); st > head && st-head < stop {
+				stop = st - head
+			}
+		}
+	}
+	n := uint64(0)
+	for n < stop && r.words[(idx+n)/8].Load() == 0 {
+		n += recordAlign
+	}
+	return n
 }
 
 // Close detaches the consumer. Calls blocked on it in other goroutines
