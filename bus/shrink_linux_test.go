@@ -5,11 +5,14 @@ import (
 	"os"
 	"syscall"
 	"testing"
+
+	"github.com/mindmeld-go/shm/internal/childtest"
 )
 
 // TestShrunkSegment: a peer truncates the segment; calls on either end
 // return an error wrapping EFAULT instead of crashing.
 func TestShrunkSegment(t *testing.T) {
+	childtest.SkipIfEmulated(t, "qemu-user reports a SIGBUS fault address as 0, so a fault in a shrunk segment looks like a nil dereference and cannot be recovered")
 	seg, p := newBus(t, Config{Slots: 4, SlotSize: 4096, Subscribers: 2})
 	s, err := Subscribe(seg, nil)
 	if err != nil {

@@ -5,11 +5,14 @@ import (
 	"os"
 	"syscall"
 	"testing"
+
+	"github.com/mindmeld-go/shm/internal/childtest"
 )
 
 // TestShrunkSegment: a peer truncates the segment under the cell; every
 // call returns an error wrapping EFAULT instead of crashing.
 func TestShrunkSegment(t *testing.T) {
+	childtest.SkipIfEmulated(t, "qemu-user reports a SIGBUS fault address as 0, so a fault in a shrunk segment looks like a nil dereference and cannot be recovered")
 	seg, c := newCell(t)
 	if err := os.Truncate("/dev/shm"+seg.Name(), 0); err != nil {
 		t.Fatal(err)
