@@ -10,10 +10,12 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -52,12 +54,19 @@ func serve(addr string) {
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt)
-	go func() { <-sig; l.Close() }()
+	closed := make(chan struct{})
+	go func() { <-sig; l.Close(); close(closed) }()
 	fmt.Printf("[%d] listening on %s\n", os.Getpid(), addr)
 	for {
 		c, err := l.AcceptShm()
 		if err != nil {
-			return // closed
+			// Accept fails as soon as Close begins; the socket file is
+			// removed only when Close returns, so wait for it before exiting.
+			if !errors.Is(err, net.ErrClosed) {
+				log.Fatal(err)
+			}
+			<-closed
+			return
 		}
 		go func() {
 			defer c.Close()
