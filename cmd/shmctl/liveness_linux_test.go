@@ -170,9 +170,7 @@ func childPID(t *testing.T, ppid int) int {
 // host keeps its segment, and removes it once the holder is dead.
 func TestPresenceLockHolderInPIDNamespace(t *testing.T) {
 	skipUnlessPIDNamespaces(t)
-	if cHolder == "" {
-		t.Skip("gcc is not installed")
-	}
+	cHolder := cHolderBin(t)
 	name := testName(t)
 	cmd := exec.Command("unshare", "--pid", "--fork", "--mount-proc", cHolder, "map", "/"+name, "4096", "lock")
 	h := startHolderCmd(t, cmd, "in a PID namespace "+name)
@@ -206,7 +204,7 @@ func TestPresenceLockHolderInPIDNamespace(t *testing.T) {
 // /proc, which shows none of the host's processes.
 func shmctlInNamespace(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("unshare", append([]string{"--pid", "--fork", "--mount-proc", shmctlBin}, args...)...)
+	cmd := exec.Command("unshare", append([]string{"--pid", "--fork", "--mount-proc", shmctlBin(t)}, args...)...)
 	out, err := cmd.Output()
 	if err != nil {
 		var stderr []byte
@@ -224,9 +222,7 @@ func shmctlInNamespace(t *testing.T, args ...string) string {
 // presence lock, and does not keep a segment.
 func TestPresenceLockSeenFromPIDNamespace(t *testing.T) {
 	skipUnlessPIDNamespaces(t)
-	if cHolder == "" {
-		t.Skip("gcc is not installed")
-	}
+	cHolderBin(t) // skips the test without gcc
 	cLocked, goHeld, low := testName(t), testName(t), testName(t)
 	hC := startHolder(t, "map", cLocked, 4096, "lock")
 	hGo := startHolder(t, "go", goHeld, 4096)

@@ -9,7 +9,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,63 +18,44 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"syscall"
 	"testing"
 
 	"github.com/mindmeld-go/shm"
+	"github.com/mindmeld-go/shm/internal/childtest"
 )
+
+func init() { children["hold"] = goHolder }
 
 var (
-	testPrefix = fmt.Sprintf("shmtest-%d-", os.Getpid())
-	nameSeq    atomic.Int64
-	shmctlBin  string // built by TestMain
-	cHolder    string // built by TestMain; "" without gcc
+	cHolderOnce sync.Once
+	cHolderPath string
+	cHolderErr  error
+	cHolderOut  []byte
 )
 
-const holderEnv = "SHMCTL_TEST_HOLDER"
-
-func TestMain(m *testing.M) {
-	if os.Getenv(holderEnv) != "" {
-		os.Exit(goHolder(os.Args[len(os.Args)-2], os.Args[len(os.Args)-1]))
-	}
-	dir, err := os.MkdirTemp("", "shmctl-test-")
+// cHolderBin returns the C holder built from cHolderSrc with gcc, building
+// it on first use; it skips the test if gcc is not installed.
+func cHolderBin(t testing.TB) string {
+	t.Helper()
+	gcc, err := exec.LookPath("gcc")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		t.Skip("gcc is not installed")
 	}
-	code := func() int {
-		defer os.RemoveAll(dir)
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "the go command is needed to build shmctl:", err)
-			return 1
+	dir := tempBuildDir(t)
+	cHolderOnce.Do(func() {
+		src := filepath.Join(dir, "holder.c")
+		if cHolderErr = os.WriteFile(src, []byte(cHolderSrc), 0o600); cHolderErr != nil {
+			return
 		}
-		shmctlBin = filepath.Join(dir, "shmctl")
-		if out, err := exec.Command(goTool, "build", "-o", shmctlBin, ".").CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "building shmctl: %v\n%s", err, out)
-			return 1
-		}
-		if gcc, err := exec.LookPath("gcc"); err == nil {
-			src := filepath.Join(dir, "holder.c")
-			os.WriteFile(src, []byte(cHolderSrc), 0o600)
-			cHolder = filepath.Join(dir, "holder")
-			if out, err := exec.Command(gcc, "-O", "-pthread", "-o", cHolder, src, "-lrt").CombinedOutput(); err != nil {
-				fmt.Fprintf(os.Stderr, "building the C holder: %v\n%s", err, out)
-				return 1
-			}
-		}
-		return m.Run()
-	}()
-	if ents, _ := os.ReadDir("/dev/shm"); ents != nil {
-		for _, e := range ents {
-			if strings.HasPrefix(e.Name(), testPrefix) {
-				fmt.Fprintf(os.Stderr, "FAIL: test left /dev/shm/%s\n", e.Name())
-				code = 1
-			}
-		}
+		cHolderPath = filepath.Join(dir, "holder")
+		cHolderOut, cHolderErr = exec.Command(gcc, "-O", "-pthread", "-o", cHolderPath, src, "-lrt").CombinedOutput()
+	})
+	if cHolderErr != nil {
+		t.Fatalf("building the C holder: %v\n%s", cHolderErr, cHolderOut)
 	}
-	os.Exit(code)
+	return cHolderPath
 }
 
 // cHolderSrc creates a segment, writes "from C" into it, and holds it until
@@ -149,7 +129,8 @@ int main(int argc, char **argv) {
 
 // goHolder creates the segment name, writes "from Go" into it, and holds it
 // mapped until its standard input closes.
-func goHolder(name, size string) int {
+func goHolder(args []string) int {
+	name, size := args[0], args[1]
 	n, _ := strconv.Atoi(size)
 	s, err := shm.Create(name, n)
 	if err != nil {
@@ -160,13 +141,6 @@ func goHolder(name, size string) int {
 	fmt.Println("ready")
 	io.Copy(io.Discard, os.Stdin)
 	return 0
-}
-
-// testName returns a fresh segment name, removed when the test ends.
-func testName(t *testing.T) string {
-	name := fmt.Sprintf("%s%d", testPrefix, nameSeq.Add(1))
-	t.Cleanup(func() { shm.Unlink(name) })
-	return name
 }
 
 // holder is a running process holding a segment.
@@ -187,15 +161,9 @@ func startHolder(t *testing.T, kind, name string, size int, opts ...string) *hol
 func holderCmd(t *testing.T, kind, name string, size int, opts ...string) *exec.Cmd {
 	t.Helper()
 	if kind == "go" {
-		exe, _ := os.Executable()
-		cmd := exec.Command(exe, "-test.run=^$", name, strconv.Itoa(size))
-		cmd.Env = append(os.Environ(), holderEnv+"=1")
-		return cmd
+		return childtest.Command(t, "hold", name, strconv.Itoa(size))
 	}
-	if cHolder == "" {
-		t.Skip("gcc is not installed")
-	}
-	return exec.Command(cHolder, append([]string{kind, "/" + name, strconv.Itoa(size)}, opts...)...)
+	return exec.Command(cHolderBin(t), append([]string{kind, "/" + name, strconv.Itoa(size)}, opts...)...)
 }
 
 // startHolderCmd starts cmd, a holder, and waits until it says it is ready.
@@ -225,31 +193,6 @@ func (h *holder) stop() {
 func (h *holder) kill() {
 	h.cmd.Process.Signal(syscall.SIGKILL)
 	h.cmd.Wait()
-}
-
-// shmctl runs the built command and returns its output and exit status.
-func shmctl(t *testing.T, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	cmd := exec.Command(shmctlBin, args...)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("running shmctl %q: %v", args, err)
-	}
-	return o.String(), e.String(), code
-}
-
-// mustShmctl runs shmctl and fails the test unless it exits 0.
-func mustShmctl(t *testing.T, args ...string) string {
-	t.Helper()
-	out, errOut, code := shmctl(t, args...)
-	if code != 0 {
-		t.Fatalf("shmctl %q: exit %d\nstdout:\n%s\nstderr:\n%s", args, code, out, errOut)
-	}
-	return out
 }
 
 func TestUsage(t *testing.T) {
