@@ -6,6 +6,10 @@ package main
 // device and inode number, so a name that was removed and made again is
 // never mistaken for the old segment.
 //
+// A segment's kind is read from its first bytes with pread through the same
+// read-only descriptor that checks its presence lock (below): never through
+// a mapping, so a segment shrunk meanwhile gives a short read, not SIGBUS.
+//
 // Two things /proc does not show are covered besides (issue 8):
 //
 //   - A process whose main thread (the thread-group leader) has exited while
@@ -73,6 +77,22 @@ func (d *segDir) mayBeHidden(e *entry) []procInfo {
 	return out
 }
 
+// unseen says, for gc's summary, what could not be inspected.
+func (d *segDir) unseen() string {
+	if len(d.uninspected) == 0 {
+		return "presence locks it could not check"
+	}
+	s := make([]string, 0, 3)
+	for i, p := range d.uninspected {
+		if i == 3 {
+			s = append(s, fmt.Sprintf("and %d more", len(d.uninspected)-3))
+			break
+		}
+		s = append(s, pidComm(p.PID, p.Name))
+	}
+	return "processes it cannot inspect (" + strings.Join(s, ", ") + ")"
+}
+
 func scanSegments() (*segDir, error) {
 	ents, err := os.ReadDir(shmDir)
 	if err != nil {
@@ -92,10 +112,13 @@ func scanSegments() (*segDir, error) {
 		d.sys[e] = sys
 		if e.Type == "segment" {
 			byKey[devIno{sys.dev, sys.ino}] = e
-			e.checkPresence(sys)
+			e.inspectFile(sys)
 		}
 	}
 	d.uninspected = findUsers(byKey)
+	for _, e := range byKey {
+		e.setProcesses()
+	}
 	return d, nil
 }
 
@@ -113,8 +136,9 @@ func statSegment(name string) (*entry, error) {
 		return nil, err
 	}
 	if e.Type == "segment" {
-		e.checkPresence(sys)
+		e.inspectFile(sys)
 		findUsers(map[devIno]*entry{{sys.dev, sys.ino}: e})
+		e.setProcesses()
 	}
 	return e, nil
 }
@@ -125,26 +149,62 @@ func statSegment(name string) (*entry, error) {
 // from here to the end of the offset space is theirs.
 const presenceBase = 1 << 62
 
-// checkPresence sets e.Locked, or e.LockError when it cannot tell.
-func (e *entry) checkPresence(sys entrySys) {
-	held, err := presenceLocked(e.Name, sys)
+// inspectFile sets e.Locked (or e.LockError when it cannot tell) and e's
+// kind, through one read-only descriptor of its file.
+func (e *entry) inspectFile(sys entrySys) {
+	fd, err := openSame(e.Name, sys)
 	if err != nil {
 		e.LockError = err.Error()
+		e.setKind(nil, err)
 		return
 	}
-	e.Locked = &held
+	defer unix.Close(fd)
+	if held, err := lockHeld(fd, e.Name); err != nil {
+		e.LockError = err.Error()
+	} else {
+		e.Locked = &held
+	}
+	e.setKind(readHead(fd, e.Name))
+}
+
+// readHead reads the first headSize bytes of the file (fewer if it is
+// smaller) with pread.
+func readHead(fd int, name string) ([]byte, error) {
+	head := make([]byte, headSize)
+	n := 0
+	for n < len(head) {
+		var m int
+		err := ignoringEINTR(func() (err error) {
+			m, err = unix.Pread(fd, head[n:], int64(n))
+			return err
+		})
+		if err != nil {
+			return nil, &fs.PathError{Op: "pread", Path: "/" + name, Err: err}
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return head[:n], nil
 }
 
 // presenceLocked reports whether any process holds a write lock at or past
 // presenceBase on the file /dev/shm/name, which must still be the file
-// identified by sys. It opens the file read-only, without following a
-// symlink and without blocking on a FIFO planted meanwhile, and asks
-// F_OFD_GETLK whether a read lock over [presenceBase, end of the offset
-// space) would conflict: a write lock of any other open file description
-// would, in whatever PID namespace its process is. An OFD lock belongs to
-// its open file description, so opening and closing our own never touches
-// anyone else's locks (fcntl(2), "Open file description locks").
+// identified by sys.
 func presenceLocked(name string, sys entrySys) (bool, error) {
+	fd, err := openSame(name, sys)
+	if err != nil {
+		return false, err
+	}
+	defer unix.Close(fd)
+	return lockHeld(fd, name)
+}
+
+// openSame opens /dev/shm/name read-only, without following a symlink and
+// without blocking on a FIFO planted meanwhile, and checks that it is still
+// the file identified by sys.
+func openSame(name string, sys entrySys) (int, error) {
 	path := shmDir + "/" + name
 	var fd int
 	err := ignoringEINTR(func() (err error) {
@@ -152,16 +212,27 @@ func presenceLocked(name string, sys entrySys) (bool, error) {
 		return err
 	})
 	if err != nil {
-		return false, &fs.PathError{Op: "open", Path: "/" + name, Err: err}
+		return -1, &fs.PathError{Op: "open", Path: "/" + name, Err: err}
 	}
-	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return false, &fs.PathError{Op: "fstat", Path: "/" + name, Err: err}
+		unix.Close(fd)
+		return -1, &fs.PathError{Op: "fstat", Path: "/" + name, Err: err}
 	}
 	if uint64(st.Dev) != sys.dev || uint64(st.Ino) != sys.ino {
-		return false, fmt.Errorf("/%s: the name was replaced while it was checked", name)
+		unix.Close(fd)
+		return -1, fmt.Errorf("/%s: the name was replaced while it was checked", name)
 	}
+	return fd, nil
+}
+
+// lockHeld asks F_OFD_GETLK whether a read lock over [presenceBase, end of
+// the offset space) of fd's file would conflict: a write lock of any other
+// open file description would, in whatever PID namespace its process is.
+// An OFD lock belongs to its open file description, so opening and closing
+// our own never touches anyone else's locks (fcntl(2), "Open file
+// description locks").
+func lockHeld(fd int, name string) (bool, error) {
 	lk := unix.Flock_t{Type: unix.F_RDLCK, Whence: unix.SEEK_SET, Start: presenceBase, Len: 0, Pid: 0}
 	if err := ignoringEINTR(func() error { return unix.FcntlFlock(uintptr(fd), unix.F_OFD_GETLK, &lk) }); err != nil {
 		return false, &fs.PathError{Op: "fcntl F_OFD_GETLK", Path: "/" + name, Err: err}
@@ -400,7 +471,15 @@ func (d *segDir) removeIfSame(e *entry) error {
 	case err != nil && e.Locked != nil:
 		return fmt.Errorf("checking its presence lock again: %w", err)
 	case held:
-		return errNowInUse
+		return fmt.Errorf("%w: a presence lock was taken on it", errNowInUse)
 	}
 	return shm.Unlink(e.Name)
+}
+
+// setProcesses fills e.Processes from e.PIDs.
+func (e *entry) setProcesses() {
+	e.Processes = make([]process, len(e.PIDs))
+	for i, p := range e.PIDs {
+		e.Processes[i] = process{p, procComm(p)}
+	}
 }

@@ -80,7 +80,8 @@ func TestLeaderExited(t *testing.T) {
 		t.Errorf("gc removed %v, in use by processes whose main thread exited", r.removed())
 	}
 	for _, k := range kinds {
-		want := "in use by " + strconv.Itoa(holders[k].cmd.Process.Pid)
+		// The PID, with the command name beside it.
+		want := "in use by " + strconv.Itoa(holders[k].cmd.Process.Pid) + "(holder)"
 		if why := r.reason(names[k]); why != want || !exists(t, names[k]) {
 			t.Errorf("gc kept %s (%s holder) for %q, want %q", names[k], k, why, want)
 		}
@@ -256,13 +257,14 @@ func TestPresenceLockSeenFromPIDNamespace(t *testing.T) {
 		t.Errorf("gc in a PID namespace removed %v, want [%s] (locked on byte 0 only)", r.removed(), low)
 	}
 	for _, n := range []string{cLocked, goHeld} {
-		if why := r.reason(n); !strings.Contains(why, "presence lock is held") || !exists(t, n) {
+		if why := r.reason(n); !strings.Contains(why, "presence lock held") || !exists(t, n) {
 			t.Errorf("gc in a PID namespace kept %s for %q, want kept for its presence lock", n, why)
 		}
 	}
 
 	hC.kill()
 	hGo.kill()
+	args = []string{"gc", "-json", "-prefix", testPrefix, "-age", "0", cLocked, goHeld}
 	r = gcResult{}
 	if err := json.Unmarshal([]byte(shmctlInNamespace(t, args...)), &r); err != nil {
 		t.Fatalf("gc --json in a PID namespace does not parse: %v", err)

@@ -23,7 +23,10 @@ import (
 	"testing"
 
 	"github.com/mindmeld-go/shm"
+	"github.com/mindmeld-go/shm/bus"
+	"github.com/mindmeld-go/shm/cell"
 	"github.com/mindmeld-go/shm/internal/childtest"
+	"github.com/mindmeld-go/shm/ring"
 )
 
 func init() { children["hold"] = goHolder }
@@ -210,11 +213,14 @@ func TestUsage(t *testing.T) {
 		{[]string{"help", "dump"}, 0, "usage: shmctl dump NAME"},
 		{[]string{"stat", "--help"}, 0, "usage: shmctl stat"},
 		{[]string{"create", "-help"}, 0, "-mode string"},
-		{[]string{"rm", "--help"}, 0, "usage: shmctl rm NAME..."},
+		{[]string{"rm", "--help"}, 0, "usage: shmctl rm [-f] NAME..."},
+		{[]string{"--version"}, 0, "shmctl github.com/mindmeld-go/shm"},
+		{[]string{"version"}, 0, "shmctl github.com/mindmeld-go/shm"},
 		{[]string{"gc", "--help"}, 0, "-dry-run"},
 		{[]string{"dump"}, 2, "dump takes one NAME"},
 		{[]string{"dump", "x", "-offset", "-1"}, 2, "negative"},
-		{[]string{"ls", "extra"}, 2, "ls takes no arguments"},
+		{[]string{"ls", testPrefix + "nomatch-*"}, 1, `no segment matches "` + testPrefix + `nomatch-*"`},
+		{[]string{"ls", "[bad"}, 2, "bad PATTERN"},
 		{[]string{"ls", "-bogus"}, 2, "flag provided but not defined: -bogus"},
 		{[]string{"create", "x"}, 2, "create takes NAME and SIZE"},
 		{[]string{"create", "x", "0"}, 2, "bad SIZE"},
@@ -222,13 +228,19 @@ func TestUsage(t *testing.T) {
 		{[]string{"rm"}, 2, "rm takes at least one NAME"},
 		{[]string{"gc", "-age", "-1h"}, 2, "negative"},
 		{[]string{"stat", testPrefix + "missing"}, 1, "no such file or directory"},
-		{[]string{"stat", "a/b"}, 1, "invalid segment name"},
+		{[]string{"stat", "a/b"}, 2, `"a/b" is a path; segment names have no directory: try "/b"`},
+		{[]string{"stat", "/dev/shm/" + testPrefix + "x"}, 2, `try "/` + testPrefix + `x"`},
+		{[]string{"rm", "-f", testPrefix + "missing"}, 0, ""},
 		{[]string{"rm", testPrefix + "missing"}, 1, "shm_unlink /" + testPrefix + "missing: no such file"},
 		{[]string{"dump", testPrefix + "missing"}, 1, "shm_open /" + testPrefix + "missing: no such file"},
 	} {
 		out, errOut, code := shmctl(t, tc.args...)
 		if code != tc.code || !strings.Contains(out+errOut, tc.want) {
 			t.Errorf("shmctl %q: exit %d, output:\n%s%s\nwant exit %d and %q", tc.args, code, out, errOut, tc.code, tc.want)
+		}
+		// Every usage error prints the usage on standard error.
+		if code == 2 && !strings.Contains(errOut, "usage: shmctl") {
+			t.Errorf("shmctl %q: exit 2 without usage text on stderr:\n%s", tc.args, errOut)
 		}
 	}
 }
@@ -246,7 +258,7 @@ func TestCreateStatDumpRm(t *testing.T) {
 	if e.Name != name || e.Type != "segment" || e.Size != 1024 || e.Mode != "0640" || e.UID != int64(os.Getuid()) || len(e.PIDs) != 0 {
 		t.Errorf("stat --json = %+v, want %s, segment, 1024 bytes, 0640, uid %d, no PIDs", e, name, os.Getuid())
 	}
-	if out := mustShmctl(t, "stat", name); !strings.Contains(out, "Size:     1024\n") || !strings.Contains(out, "Mode:     0640\n") {
+	if out := mustShmctl(t, "stat", name); !strings.Contains(out, "Size:     1024 (1.0K)\n") || !strings.Contains(out, "Mode:     0640\n") {
 		t.Errorf("stat:\n%s", out)
 	}
 
@@ -428,7 +440,7 @@ func TestGc(t *testing.T) {
 
 	// -age keeps what changed recently.
 	r = gcJSON(t, "-age", "1h", "-ignore-uninspected", unused, fresh)
-	if len(r.Removed) != 0 || !strings.Contains(r.reason(unused), "less than -age 1h0m0s") {
+	if len(r.Removed) != 0 || !strings.Contains(r.reason(unused), "(< -age 1h)") {
 		t.Errorf("gc -age 1h: removed %v, kept %s for %q; want nothing removed", r.removed(), unused, r.reason(unused))
 	}
 	// -dry-run removes nothing.
@@ -464,8 +476,22 @@ func TestGc(t *testing.T) {
 	}
 	// Text output.
 	out := mustShmctl(t, "gc", "-prefix", testPrefix, "-age", "0", "-ignore-uninspected", "-dry-run", fresh)
-	if !strings.HasPrefix(out, "would remove "+fresh+" (4096 bytes") {
+	if !strings.HasPrefix(out, "would remove /"+fresh+" (unused, age ") || !strings.Contains(out, "gc: would remove 1 (4.0K), kept 0 (1 segment considered)") {
 		t.Errorf("gc -dry-run text output:\n%s", out)
+	}
+	// -prefix takes the name's leading slash too.
+	out = mustShmctl(t, "gc", "-prefix", "/"+testPrefix, "-age", "0", "-ignore-uninspected", "-dry-run", fresh)
+	if !strings.HasPrefix(out, "would remove /"+fresh+" ") {
+		t.Errorf("gc -prefix with a slash:\n%s", out)
+	}
+	// gc with nothing to do says so; given a name that does not exist, it
+	// fails naming it.
+	out = mustShmctl(t, "gc", "-prefix", testPrefix+"none-", "-age", "0")
+	if !strings.Contains(out, "gc: nothing to remove (0 segments considered)") {
+		t.Errorf("gc with nothing to do printed %q", out)
+	}
+	if _, errOut, code := shmctl(t, "gc", "-age", "0", testPrefix+"missing"); code != 1 || !strings.Contains(errOut, "/"+testPrefix+"missing: no such segment") {
+		t.Errorf("gc of a missing name: exit %d, %q; want 1 naming it", code, errOut)
 	}
 }
 
@@ -512,5 +538,61 @@ func TestOddNames(t *testing.T) {
 	// An empty segment: a clear error, not a fault.
 	if _, errOut, code := shmctl(t, "dump", odd); code != 1 || !strings.Contains(errOut, "empty") {
 		t.Errorf("dump of an empty segment: exit %d, %q", code, errOut)
+	}
+}
+
+// ls tells rings, buses and cells from plain segments by their first bytes,
+// selects by pattern with or without the slash, shows sizes for humans
+// (bytes with -bytes and in JSON) and command names beside PIDs.
+func TestLsKindsPatternsNames(t *testing.T) {
+	rn, bn, cn, pn := testName(t), testName(t), testName(t), testName(t)
+	r, err := ring.Create(rn, 1<<16, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	for _, n := range []string{bn, cn} {
+		s, err := shm.Create(n, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == bn {
+			p, err := bus.Create(s, bus.Config{Slots: 16, SlotSize: 64, Subscribers: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Close()
+		} else if _, err := cell.New[uint64](s, 0); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+	h := startHolder(t, "map", pn, 3<<20)
+
+	ls := lsJSON(t)
+	for n, want := range map[string]string{rn: "ring", bn: "bus", cn: "cell", pn: "plain"} {
+		e := ls[n]
+		if e.Kind != want || (want != "plain" && e.Version == 0) {
+			t.Errorf("ls --json: %s: kind %q version %d (%s), want %s", n, e.Kind, e.Version, e.KindError, want)
+		}
+	}
+	if e := ls[pn]; e.Size != 3<<20 || len(e.Processes) != 1 || e.Processes[0].PID != h.cmd.Process.Pid || e.Processes[0].Command != "holder" {
+		t.Errorf("ls --json: %s: size %d, processes %+v; want %d bytes and [%d holder]", pn, e.Size, e.Processes, 3<<20, h.cmd.Process.Pid)
+	}
+
+	// A pattern, given with the slash, selects; the table shows kinds,
+	// human sizes and PID(command).
+	out := mustShmctl(t, "ls", "/"+testPrefix+"*")
+	for _, want := range []string{"ring v2", "bus v", "cell v", " 3.0M ", fmt.Sprintf("%d(holder)", h.cmd.Process.Pid)} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ls PATTERN: no %q in:\n%s", want, out)
+		}
+	}
+	out = mustShmctl(t, "ls", "-bytes", pn)
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 2 || !strings.Contains(lines[1], pn) || !strings.Contains(lines[1], " 3145728 ") {
+		t.Errorf("ls -bytes NAME: want a header and one line for %s with 3145728 bytes:\n%s", pn, out)
+	}
+	if out := mustShmctl(t, "stat", rn); !strings.Contains(out, "ring v2") {
+		t.Errorf("stat of a ring does not say its kind:\n%s", out)
 	}
 }

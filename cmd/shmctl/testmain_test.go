@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // Test harness shared by every test file of shmctl (ls, gc, ring, lock...):
@@ -5,7 +7,7 @@ package main
 //   - children: roles for a second real process, this test binary
 //     re-executed (internal/childtest). Test files add roles from init
 //     functions: children["myrole"] = func(args []string) int { ... }.
-//   - shmctlBin(t): the shmctl command, built once with "go build" into a
+//   - shmctlBin(t): the shmctl command, installed once with "go install" into a
 //     temporary directory removed when the suite ends; shmctl(t, args...)
 //     runs it as a user would and returns its output and exit status.
 //   - testName(t): a fresh segment name with the harness prefix, removed
@@ -17,7 +19,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 
@@ -71,12 +72,9 @@ var (
 )
 
 // shmctlBin returns the path of the shmctl command built from this
-// directory with "go build", building it on first use.
+// directory with "go install", installing it on first use.
 func shmctlBin(t testing.TB) string {
 	t.Helper()
-	if runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
-		t.Skip("no processes to run here")
-	}
 	dir := tempBuildDir(t)
 	binOnce.Do(func() {
 		goTool, err := exec.LookPath("go")
@@ -85,14 +83,14 @@ func shmctlBin(t testing.TB) string {
 			return
 		}
 		p := filepath.Join(dir, "shmctl")
-		if runtime.GOOS == "windows" {
-			p += ".exe"
-		}
-		binOut, binErr = exec.Command(goTool, "build", "-o", p, ".").CombinedOutput()
+		// Installed as a user would: go install, into a directory of our own.
+		cmd := exec.Command(goTool, "install", ".")
+		cmd.Env = append(os.Environ(), "GOBIN="+dir)
+		binOut, binErr = cmd.CombinedOutput()
 		binPath = p
 	})
 	if binErr != nil {
-		t.Fatalf("building shmctl with go build: %v\n%s", binErr, binOut)
+		t.Fatalf("installing shmctl with go install: %v\n%s", binErr, binOut)
 	}
 	return binPath
 }
