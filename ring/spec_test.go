@@ -403,3 +403,50 @@ func TestSpecOpen(t *testing.T) {
 		t.Errorf("check 1: OpenIn of %d bytes: %v, want ErrNotRing", slotsOffset-8, err)
 	}
 }
+
+// TestSpecHexDump compares the hex dump of §9.3 with the first bytes of a
+// fresh ring made with the geometry it states.
+func TestSpecHexDump(t *testing.T) {
+	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
+		t.Skip("the dump of §9.3 is of a little-endian host")
+	}
+	sec := specSection(t)
+	i := strings.Index(sec, "\n### 9.3 ")
+	j := strings.Index(sec, "\n### 9.4 ")
+	if i < 0 || j < i {
+		t.Fatal("SPEC.md §9.3 not found")
+	}
+	var dump []byte
+	for _, line := range strings.Split(sec[i:j], "\n") {
+		f := strings.Fields(line)
+		if len(f) < 17 || len(f[0]) != 8 {
+			continue
+		}
+		off, err := strconv.ParseUint(f[0], 16, 32)
+		if err != nil || int(off) != len(dump) {
+			t.Fatalf("§9.3 dump: line %q out of order", line)
+		}
+		for _, h := range f[1:17] {
+			b, err := strconv.ParseUint(h, 16, 8)
+			if err != nil {
+				t.Fatalf("§9.3 dump: line %q: %v", line, err)
+			}
+			dump = append(dump, byte(b))
+		}
+	}
+	if len(dump) != 48 {
+		t.Fatalf("§9.3 dump has %d bytes, want 48", len(dump))
+	}
+	r, err := Create(testName(t), 4096, &Options{MaxMessage: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b := r.Segment().Bytes()
+	if !bytes.Equal(b[:48], dump) {
+		t.Errorf("fresh ring begins\n% x\n§9.3 says\n% x", b[:48], dump)
+	}
+	if !bytes.Equal(b[48:448], make([]byte, 400)) {
+		t.Errorf("bytes 48–447 of a fresh ring are not all 0")
+	}
+}
