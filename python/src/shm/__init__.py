@@ -15,10 +15,27 @@ Errors from the system are ``OSError`` subclasses with ``errno`` set
 (``FileExistsError``, ``FileNotFoundError``, ``PermissionError``...).
 ``OwnerDeadError`` means a Mutex was taken over, with the lock now held,
 from a process that died holding it.
+
+``Ring`` is the byte-message ring of SPEC.md section 9, shared with Go's
+``ring`` package and C's ``shm_ring_*``::
+
+    with shm.Ring.create("/q", 1 << 20, 4096) as r, r.producer() as p:
+        p.send(b"hi")                  # or: mv = p.claim(n); fill mv; p.commit()
+
+``consumer().receive()`` raises ``RingClosed`` (an ``OSError`` with errno
+ENODATA and an ``EOFError``) once every producer closed and the ring is
+drained; ``CorruptError`` (``OSError``, errno EBADMSG) for invalid ring
+contents; ``OSError(EOWNERDEAD)`` once per producer that died.
 """
 
 from ._shm import (  # noqa: F401
     MUTEX_LAYOUT,
+    RING_VERSION,
+    Consumer,
+    CorruptError,
+    Producer,
+    Ring,
+    RingClosed,
     SEMAPHORE_LAYOUT,
     SPEC_VERSION,
     Mutex,
@@ -30,6 +47,12 @@ from ._shm import (  # noqa: F401
 
 __all__ = [
     "Segment",
+    "Ring",
+    "Producer",
+    "Consumer",
+    "RingClosed",
+    "CorruptError",
+    "RING_VERSION",
     "Mutex",
     "Semaphore",
     "OwnerDeadError",

@@ -1,5 +1,11 @@
 from ._shm import (
     MUTEX_LAYOUT as MUTEX_LAYOUT,
+    RING_VERSION as RING_VERSION,
+    Consumer as Consumer,
+    CorruptError as CorruptError,
+    Producer as Producer,
+    Ring as Ring,
+    RingClosed as RingClosed,
     SEMAPHORE_LAYOUT as SEMAPHORE_LAYOUT,
     SPEC_VERSION as SPEC_VERSION,
     Mutex as Mutex,
