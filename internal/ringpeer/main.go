@@ -60,7 +60,7 @@ func fail(err error) {
 func main() {
 	a := os.Args[1:]
 	if len(a) < 2 {
-		fail(errors.New("usage: ringpeer create|unlink|produce|consume|hold-consumer|hold-producer NAME ..."))
+		fail(errors.New("usage: ringpeer create|unlink|produce|consume|hold-consumer|hold-producer NAME [ARGS]"))
 	}
 	name := a[1]
 	zc := len(a) > 6 && a[6] == "zerocopy"

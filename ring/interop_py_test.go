@@ -1,0 +1,158 @@
+package ring
+
+import (
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// Cross-language tests against the Python package (python/): skipped unless
+// SHM_PYTHON names a python with it installed. The Python side is
+// python/tests/ringpeer.py; the Go side is this process.
+
+func pythonPeer(t *testing.T) (python, script string) {
+	t.Helper()
+	python = os.Getenv("SHM_PYTHON")
+	if python == "" {
+		t.Skip("SHM_PYTHON not set")
+	}
+	script, err := filepath.Abs(filepath.Join("..", "python", "tests", "ringpeer.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return python, script
+}
+
+func pyCount(t *testing.T) int {
+	if testing.Short() {
+		return 20000
+	}
+	return 1000000
+}
+
+// pyMessage is ringpeer.py's message k of producer p.
+func pyMessage(b []byte, p uint32, k, seed uint64, maxlen int) []byte {
+	mix := func(x uint64) uint64 {
+		x += 0x9e3779b97f4a7c15
+		z := x
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+		z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+		return z ^ (z >> 31)
+	}
+	n := 16 + int(mix(seed^(uint64(p)<<40)^k)%uint64(maxlen-16+1))
+	b = append(b[:0], byte(p), byte(p>>8), byte(p>>16), byte(p>>24), byte(n), byte(n>>8), byte(n>>16), byte(n>>24))
+	for i := 0; i < 8; i++ {
+		b = append(b, byte(k>>(8*i)))
+	}
+	for i := 16; i < n; i++ {
+		b = append(b, byte(k+uint64(i)+131*uint64(p)))
+	}
+	return b
+}
+
+// TestPythonConsumesGo: Go sends, a Python process checks every message.
+func TestPythonConsumesGo(t *testing.T) {
+	python, script := pythonPeer(t)
+	for _, zc := range []bool{false, true} {
+		name := testName(t)
+		r, err := Create(name, 1<<16, &Options{MaxMessage: 1024})
+		if err != nil {
+			t.Fatal(err)
+		}
+		count := pyCount(t)
+		if zc {
+			count /= 10
+		}
+		args := []string{script, "consume", name, "1", strconv.Itoa(count), "5", "1024"}
+		if zc {
+			args = append(args, "zerocopy")
+		}
+		cmd := exec.Command(python, args...)
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		p, err := r.Producer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m []byte
+		for k := 0; k < count; k++ {
+			m = pyMessage(m, 0, uint64(k), 5, 1024)
+			if err := p.Send(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Wait(); err != nil || strings.TrimSpace(out.String()) != "ok "+strconv.Itoa(count) {
+			t.Fatalf("python consumer: %v: %s", err, out.String())
+		}
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestGoConsumesPython: two Python producers on a multi-producer ring, Go
+// checks order per producer and content.
+func TestGoConsumesPython(t *testing.T) {
+	python, script := pythonPeer(t)
+	name := testName(t)
+	r, err := Create(name, 1<<16, &Options{MaxMessage: 1024, Producers: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c, err := r.Consumer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := pyCount(t) / 10
+	var cmds []*exec.Cmd
+	for id, mode := range []string{"copy", "zerocopy"} {
+		cmd := exec.Command(python, script, "produce", name, strconv.Itoa(id), strconv.Itoa(count), "9", "1024", mode)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	next := make([]uint64, 2)
+	buf := make([]byte, 1024)
+	var want []byte
+	for total := 0; total < 2*count; total++ {
+		n, err := c.Receive(buf)
+		if err != nil {
+			t.Fatalf("after %d: %v", total, err)
+		}
+		m := buf[:n]
+		p := uint32(m[0])
+		if p > 1 {
+			t.Fatalf("producer %d", p)
+		}
+		want = pyMessage(want, p, next[p], 9, 1024)
+		if string(m) != string(want) {
+			t.Fatalf("producer %d message %d differs", p, next[p])
+		}
+		next[p]++
+	}
+	for _, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Receive(buf); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the producers: %v, want io.EOF", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
