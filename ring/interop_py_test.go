@@ -156,3 +156,82 @@ func TestGoConsumesPython(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPythonReaderHostileRecord: Go plants a record of an unknown type; the
+// Python reader raises CorruptError (errno EBADMSG) and does not crash.
+func TestPythonReaderHostileRecord(t *testing.T) {
+	python, _ := pythonPeer(t)
+	name := testName(t)
+	r, err := Create(name, 4096, &Options{MaxMessage: 256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p, err := r.Producer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Send(make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	r.words[0].Store(108 | 7<<32) // type 7: no such record
+	script := `import sys, errno, shm
+r = shm.Ring.open(sys.argv[1]); c = r.consumer()
+try:
+    c.receive(timeout=5)
+except shm.CorruptError as e:
+    assert e.errno == errno.EBADMSG
+    print("corrupt")
+`
+	out, err := exec.Command(python, "-c", script, name).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "corrupt" {
+		t.Fatalf("python reader: %v: %s", err, out)
+	}
+	_ = p.Close()
+}
+
+// TestPythonProducerKilled: a Python producer is SIGKILLed mid-stream; the
+// Go consumer gets every message it committed, in order, then ErrPeerDead.
+func TestPythonProducerKilled(t *testing.T) {
+	python, script := pythonPeer(t)
+	name := testName(t)
+	r, err := Create(name, 4096, &Options{MaxMessage: 256, Producers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c, err := r.Consumer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(python, script, "produce", name, "0", "100000000", "3", "256")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 256)
+	var want []byte
+	k := uint64(0)
+	for ; ; k++ {
+		if k == 2000 {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		n, err := c.Receive(buf)
+		if errors.Is(err, ErrPeerDead) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after %d: %v", k, err)
+		}
+		want = pyMessage(want, 0, k, 3, 256)
+		if string(buf[:n]) != string(want) {
+			t.Fatalf("message %d differs", k)
+		}
+	}
+	if k < 2000 {
+		t.Fatalf("ErrPeerDead after %d messages, before the kill", k)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
