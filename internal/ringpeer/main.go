@@ -6,6 +6,8 @@
 //	ringpeer produce NAME ID COUNT SEED MAXLEN [zerocopy]
 //	ringpeer consume NAME NPROD COUNT SEED MAXLEN [zerocopy]   (prints "ok N")
 //	ringpeer hold-consumer NAME | hold-producer NAME           (prints "ready", sleeps)
+//	ringpeer bench-read NAME                 (reads in place until EOF; prints "ready", then "ok N BYTES")
+//	ringpeer bench-sock PATH                 (accepts one Unix connection, reads to EOF; prints "ok BYTES")
 //
 // Message k of producer p is Message(p, k, seed, maxlen).
 package main
@@ -16,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strconv"
 	"time"
@@ -96,6 +99,10 @@ func main() {
 		for {
 			time.Sleep(time.Second)
 		}
+	case "bench-read":
+		benchRead(name)
+	case "bench-sock":
+		benchSock(name)
 	default:
 		fail(fmt.Errorf("unknown command %q", a[0]))
 	}
@@ -191,4 +198,72 @@ func consume(name string, nprod int, count, seed uint64, maxlen int, zc bool) {
 	fmt.Printf("ok %d\n", total)
 	_ = c.Close()
 	_ = r.Close()
+}
+
+// benchRead consumes messages in place until EOF, touching each one's first
+// and last byte, and reports their number and bytes.
+func benchRead(name string) {
+	r, err := ring.Open(name, nil)
+	if err != nil {
+		fail(err)
+	}
+	c, err := r.Consumer()
+	if err != nil {
+		fail(err)
+	}
+	fmt.Println("ready")
+	var count, total int
+	var sum byte
+	for {
+		m, err := c.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			fail(err)
+		}
+		if len(m) > 0 {
+			sum += m[0] + m[len(m)-1]
+		}
+		count++
+		total += len(m)
+		if err := c.Release(); err != nil {
+			fail(err)
+		}
+	}
+	fmt.Printf("ok %d %d\n", count, total)
+	if sum == 1 && count < 0 { // keeps the reads
+		fmt.Println(sum)
+	}
+	_ = c.Close()
+	_ = r.Close()
+}
+
+// benchSock accepts one connection on the Unix socket path and reads it to
+// EOF in 1 MiB reads.
+func benchSock(path string) {
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		fail(err)
+	}
+	defer l.Close()
+	fmt.Println("ready")
+	conn, err := l.Accept()
+	if err != nil {
+		fail(err)
+	}
+	buf := make([]byte, 1<<20)
+	total := 0
+	for {
+		n, err := conn.Read(buf)
+		total += n
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			fail(err)
+		}
+	}
+	fmt.Printf("ok %d\n", total)
+	_ = conn.Close()
 }
