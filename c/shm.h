@@ -45,6 +45,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -163,11 +164,17 @@ static inline const char *shm_strerror(int rc) {
 	switch (rc) {
 	case 0: return "success";
 	case SHM_OWNERDEAD: return "shm: previous owner died holding the lock (lock held)";
-	case -EBUSY: return "shm: mutex is held";
-	case -EAGAIN: return "shm: semaphore count is 0";
+	case -EBUSY: return "shm: held by a live process (mutex held, or ring end attached)";
+	case -EAGAIN: return "shm: would block (semaphore count 0, ring full or empty)";
 	case -ETIMEDOUT: return "shm: timed out";
 	case -EOVERFLOW: return "shm: semaphore count at its maximum";
 	case -EPERM: return "shm: operation not permitted (unlock of a mutex this process does not hold?)";
+	case -EBADMSG: return "shm: ring: corrupt (an invalid value read from shared memory)";
+	case -EPROTO: return "shm: ring: not a ring of this layout version (bad magic or version)";
+	case -EMSGSIZE: return "shm: ring: message too large (or receive buffer too small; message kept)";
+	case -EOWNERDEAD: return "shm: ring: peer process died";
+	case -EPIPE: return "shm: ring: consumer closed";
+	case -ENODATA: return "shm: ring: end of stream (every producer gone, ring drained)";
 	}
 	return rc < 0 ? strerror(-rc) : "shm: unknown result";
 }
@@ -1011,6 +1018,933 @@ static inline int shm_recv_segment(int sock, shm_seg *seg, size_t max_size, int 
 	}
 #endif
 	return shm__map(seg, fd, size, ro);
+}
+
+
+/* ---- message ring (README "Memory layout (layout version 2)", SPEC.md §9) */
+/*
+ * Written from the README's layout table and its 14 steps, not from the Go
+ * code; notes/cring.md lists where those texts left a choice open and what
+ * this header chose. Step numbers in comments ("step 7") point there.
+ */
+
+#define SHM_RING_VERSION 2
+#define SHM_RING_MAGIC 0x00474e49524d4853ull
+#define SHM_ECORRUPT (-EBADMSG)
+#define SHM_ENOTRING (-EPROTO)
+#define SHM_ETOOLARGE (-EMSGSIZE)
+#define SHM_EPEERDEAD (-EOWNERDEAD)
+#define SHM_EPEERCLOSED (-EPIPE)
+#define SHM_EOF (-ENODATA)
+#define SHM_RING_POLLING 1
+
+#define SHM__RH 384u               /* header bytes */
+#define SHM__RSLOT 64u             /* bytes per producer slot */
+#define SHM__RMAXSLOTS 1024u
+#define SHM__RMINCAP 64ull
+#define SHM__RMAXCAP (1ull << 30)
+#define SHM__R_DATA 1u
+#define SHM__R_PAD 2u
+#define SHM__R_CHECK_NS 100000000ll /* peers looked at every 100 ms while blocked */
+#define SHM__R_SLEEP_NS 100000000ll /* a futex sleep lasts at most this */
+#define SHM__R_SPINS 2000
+#define SHM__R_YIELDS 50
+
+/* header offsets */
+enum {
+	SHM__O_MAGIC = 0, SHM__O_VERSION = 8, SHM__O_FLAGS = 12, SHM__O_CAP = 16, SHM__O_MAXMSG = 24,
+	SHM__O_SLOTS = 32, SHM__O_DOFF = 40, SHM__O_TAIL = 64, SHM__O_COMMITTED = 72, SHM__O_HEAD = 128,
+	SHM__O_RELEASED = 136, SHM__O_CWAIT = 192, SHM__O_PWAIT = 256, SHM__O_CTOK = 320,
+	SHM__O_CPID = 328, SHM__O_CSTATE = 336, SHM__O_ATTACHES = 340, SHM__O_PBEGUN = 344,
+	SHM__O_PTAKEOVERS = 348, SHM__O_REAPED = 352, SHM__O_CTAKEOVERS = 356, SHM__O_RECOVERED = 360,
+	SHM__O_CORRUPTIONS = 364, SHM__O_PSLEEPS = 368, SHM__O_CSLEEPS = 376,
+	/* within a slot */
+	SHM__S_TOK = 0, SHM__S_PID = 8, SHM__S_CSTART = 16, SHM__S_CEND = 24, SHM__S_COUNT = 32
+};
+
+typedef struct shm_ring {
+	shm_seg seg;          /* the mapping (a copy of the caller's for *_in) */
+	unsigned char *base;  /* header */
+	unsigned char *data;  /* data area */
+	uint64_t cap, mask, max_msg;
+	uint32_t nslots;
+	int multi;
+	int own_seg;          /* shm_ring_close closes seg */
+} shm_ring;
+
+typedef struct shm_ring_producer {
+	shm_ring *r;
+	uint64_t tok;
+	uint32_t slot;
+	int flags, attached, corrupt;
+	int claimed;          /* a claim is open */
+	uint64_t cl_pos;      /* position of the claimed record's header */
+	uint64_t cl_start;    /* start of the claim (padding included) */
+	uint64_t cl_n;        /* claimed payload bytes */
+	uint64_t tail;        /* single producer: T, which this end owns */
+	uint64_t head;        /* last H seen */
+	uint64_t count;       /* messages committed (statistics) */
+	int64_t last_check;
+} shm_ring_producer;
+
+typedef struct shm_ring_consumer {
+	shm_ring *r;
+	uint64_t tok;
+	int flags, attached, corrupt;
+	int reading;          /* a read is pending release */
+	uint64_t head;        /* H, which this end owns */
+	uint64_t tail;        /* last T seen */
+	uint64_t rd_len;      /* payload length of the pending read */
+	uint64_t count;       /* messages released (statistics) */
+	int64_t last_check;
+} shm_ring_consumer;
+
+static inline int shm_ring_producer_close(shm_ring_producer *p);
+static inline int shm_ring_consumer_close(shm_ring_consumer *c);
+
+static inline _Atomic uint64_t *shm__r64(const shm_ring *r, size_t off) {
+	return (_Atomic uint64_t *)(void *)(r->base + off);
+}
+static inline _Atomic uint32_t *shm__r32(const shm_ring *r, size_t off) {
+	return (_Atomic uint32_t *)(void *)(r->base + off);
+}
+static inline _Atomic uint64_t *shm__rslot(const shm_ring *r, uint32_t i, size_t off) {
+	return shm__r64(r, SHM__RH + (size_t)SHM__RSLOT * i + off);
+}
+static inline _Atomic uint64_t *shm__rrec(const shm_ring *r, uint64_t pos) {
+	return (_Atomic uint64_t *)(void *)(r->data + (pos & r->mask));
+}
+static inline uint64_t shm__ralign(uint64_t n) { return (n + 7) & ~7ull; }
+static inline uint64_t shm__rword(int32_t len, uint32_t type) {
+	return (uint64_t)(uint32_t)len | ((uint64_t)type << 32);
+}
+
+/* shm_ring_size returns the bytes a segment needs for a ring of capacity
+ * bytes (a power of two, 64 .. 2^30) and producers slots (0 or 1: single
+ * producer; at most 1024), or 0 if they are invalid. */
+static inline size_t shm_ring_size(uint64_t capacity, uint32_t producers) {
+	if (capacity < SHM__RMINCAP || capacity > SHM__RMAXCAP || (capacity & (capacity - 1)) != 0) return 0;
+	if (producers > SHM__RMAXSLOTS) return 0;
+	uint32_t s = producers <= 1 ? 1 : producers;
+	return (size_t)(SHM__RH + (uint64_t)SHM__RSLOT * s + capacity);
+}
+
+static inline void shm__ring_bind(shm_ring *r, uint64_t cap, uint64_t m, uint32_t s, int multi) {
+	r->base = (unsigned char *)r->seg.addr;
+	r->data = r->base + SHM__RH + (size_t)SHM__RSLOT * s;
+	r->cap = cap;
+	r->mask = cap - 1;
+	r->max_msg = m;
+	r->nslots = s;
+	r->multi = multi;
+}
+
+/* shm_ring_create_in writes an empty ring into seg (mapped writable,
+ * zero-filled, at least shm_ring_size bytes); step 1. The ring does not own
+ * seg: shm_ring_close leaves it mapped. */
+static inline int shm_ring_create_in(shm_ring *r, shm_seg *seg, uint64_t capacity, uint64_t max_msg, uint32_t producers) {
+	size_t need = shm_ring_size(capacity, producers);
+	if (need == 0 || seg == NULL || seg->addr == NULL || seg->readonly) return -EINVAL;
+	if (seg->size < need) return -EINVAL;
+	if (max_msg == 0) max_msg = capacity - 8;
+	if (max_msg > capacity - 8) return -EINVAL;
+	memset(r, 0, sizeof *r);
+	r->seg = *seg;
+	uint32_t s = producers <= 1 ? 1 : producers;
+	shm__ring_bind(r, capacity, max_msg, s, producers > 1);
+	atomic_store_explicit(shm__r32(r, SHM__O_VERSION), SHM_RING_VERSION, memory_order_relaxed);
+	atomic_store_explicit(shm__r32(r, SHM__O_FLAGS), producers > 1 ? 1u : 0u, memory_order_relaxed);
+	atomic_store_explicit(shm__r64(r, SHM__O_CAP), capacity, memory_order_relaxed);
+	atomic_store_explicit(shm__r64(r, SHM__O_MAXMSG), max_msg, memory_order_relaxed);
+	atomic_store_explicit(shm__r32(r, SHM__O_SLOTS), s, memory_order_relaxed);
+	atomic_store_explicit(shm__r64(r, SHM__O_DOFF), (uint64_t)SHM__RH + (uint64_t)SHM__RSLOT * s, memory_order_relaxed);
+	atomic_store_explicit(shm__r64(r, SHM__O_MAGIC), SHM_RING_MAGIC, memory_order_release);
+	return 0;
+}
+
+/* shm_ring_open_in checks the ring header in seg (step 1): SHM_ENOTRING for
+ * a wrong magic or layout version, SHM_ECORRUPT for geometry that is invalid
+ * or does not fit the segment. The ring does not own seg. */
+static inline int shm_ring_open_in(shm_ring *r, shm_seg *seg) {
+	if (seg == NULL || seg->addr == NULL) return -EINVAL;
+	if (seg->size < SHM__RH) return SHM_ENOTRING;
+	memset(r, 0, sizeof *r);
+	r->seg = *seg;
+	r->base = (unsigned char *)seg->addr;
+	uint64_t magic = 0;
+	for (int i = 0; i < 200; i++) { /* a creator still writing the header */
+		magic = atomic_load_explicit(shm__r64(r, SHM__O_MAGIC), memory_order_acquire);
+		if (magic != 0) break;
+		shm__sleep_ns(1000000);
+	}
+	if (magic != SHM_RING_MAGIC) return SHM_ENOTRING;
+	if (atomic_load_explicit(shm__r32(r, SHM__O_VERSION), memory_order_relaxed) != SHM_RING_VERSION) return SHM_ENOTRING;
+	uint32_t flags = atomic_load_explicit(shm__r32(r, SHM__O_FLAGS), memory_order_relaxed);
+	uint64_t cap = atomic_load_explicit(shm__r64(r, SHM__O_CAP), memory_order_relaxed);
+	uint64_t m = atomic_load_explicit(shm__r64(r, SHM__O_MAXMSG), memory_order_relaxed);
+	uint32_t s = atomic_load_explicit(shm__r32(r, SHM__O_SLOTS), memory_order_relaxed);
+	uint64_t d = atomic_load_explicit(shm__r64(r, SHM__O_DOFF), memory_order_relaxed);
+	if ((flags & ~1u) != 0) return SHM_ECORRUPT;
+	if (cap < SHM__RMINCAP || cap > SHM__RMAXCAP || (cap & (cap - 1)) != 0) return SHM_ECORRUPT;
+	if (m < 1 || m > cap - 8) return SHM_ECORRUPT;
+	if (flags & 1u) {
+		if (s < 2 || s > SHM__RMAXSLOTS) return SHM_ECORRUPT;
+	} else if (s != 1) {
+		return SHM_ECORRUPT;
+	}
+	if (d != (uint64_t)SHM__RH + (uint64_t)SHM__RSLOT * s) return SHM_ECORRUPT;
+	if ((uint64_t)seg->size < d + cap) return SHM_ECORRUPT;
+	shm__ring_bind(r, cap, m, s, (flags & 1u) != 0);
+	return 0;
+}
+
+/* shm_ring_create creates the segment name holding an empty ring: capacity
+ * a power of two (64 .. 2^30), max_msg 0 for capacity-8, producers 0 or 1 for
+ * a single-producer ring, up to 1024 slots otherwise. -EEXIST if taken. */
+static inline int shm_ring_create(shm_ring *r, const char *name, uint64_t capacity, uint64_t max_msg, uint32_t producers, mode_t perm) {
+	size_t need = shm_ring_size(capacity, producers);
+	if (need == 0 || max_msg > capacity - 8) return -EINVAL;
+	shm_seg seg;
+	int rc = shm_seg_create(&seg, name, need, perm);
+	if (rc < 0) return rc;
+	rc = shm_ring_create_in(r, &seg, capacity, max_msg, producers);
+	if (rc < 0) {
+		shm_seg_close(&seg);
+		shm_seg_unlink(name);
+		return rc;
+	}
+	r->own_seg = 1;
+	return 0;
+}
+
+/* shm_ring_open opens the named ring read-write and validates its header as
+ * shm_ring_open_in does. */
+static inline int shm_ring_open(shm_ring *r, const char *name) {
+	shm_seg seg;
+	int rc = shm_seg_open(&seg, name, 0, 0);
+	if (rc < 0) return rc;
+	rc = shm_ring_open_in(r, &seg);
+	if (rc < 0) {
+		shm_seg_close(&seg);
+		return rc;
+	}
+	r->own_seg = 1;
+	return 0;
+}
+
+/* shm_ring_close unmaps the ring if it owns its segment. Close its ends
+ * first. */
+static inline int shm_ring_close(shm_ring *r) {
+	if (r->base == NULL) return -EBADF;
+	int rc = r->own_seg ? shm_seg_close(&r->seg) : 0;
+	r->base = NULL;
+	r->data = NULL;
+	return rc;
+}
+
+static inline uint64_t shm_ring_capacity(const shm_ring *r) { return r->cap; }
+static inline uint64_t shm_ring_max_message(const shm_ring *r) { return r->max_msg; }
+static inline int shm_ring_multi_producer(const shm_ring *r) { return r->multi; }
+
+/* Statistics (advisory; bytes layout 2 first reserved). */
+typedef struct shm_ring_stats {
+	uint64_t tail, head, committed, released, producer_sleeps, consumer_sleeps;
+	uint32_t producer_takeovers, reaped, consumer_takeovers, recovered, corruptions, attaches;
+	uint64_t consumer_token;
+	uint32_t consumer_state;
+} shm_ring_stats;
+
+/* shm_ring_stats reads the header's statistics words (never validated: they
+ * are advisory). */
+static inline void shm_ring_stats_read(const shm_ring *r, shm_ring_stats *st) {
+	st->tail = atomic_load(shm__r64(r, SHM__O_TAIL));
+	st->head = atomic_load(shm__r64(r, SHM__O_HEAD));
+	st->committed = atomic_load(shm__r64(r, SHM__O_COMMITTED));
+	st->released = atomic_load(shm__r64(r, SHM__O_RELEASED));
+	st->producer_sleeps = atomic_load(shm__r64(r, SHM__O_PSLEEPS));
+	st->consumer_sleeps = atomic_load(shm__r64(r, SHM__O_CSLEEPS));
+	st->producer_takeovers = atomic_load(shm__r32(r, SHM__O_PTAKEOVERS));
+	st->reaped = atomic_load(shm__r32(r, SHM__O_REAPED));
+	st->consumer_takeovers = atomic_load(shm__r32(r, SHM__O_CTAKEOVERS));
+	st->recovered = atomic_load(shm__r32(r, SHM__O_RECOVERED));
+	st->corruptions = atomic_load(shm__r32(r, SHM__O_CORRUPTIONS));
+	st->attaches = atomic_load(shm__r32(r, SHM__O_ATTACHES));
+	st->consumer_token = atomic_load(shm__r64(r, SHM__O_CTOK));
+	st->consumer_state = atomic_load(shm__r32(r, SHM__O_CSTATE));
+}
+
+/* step 11, waker side: after a publishing store (seq-cst), wake the other
+ * side if its waiting word says it sleeps. */
+static inline void shm__ring_wake(_Atomic uint32_t *w) {
+	if (atomic_load(w) != 0 && atomic_exchange(w, 0) != 0) shm_wake(w, INT_MAX);
+}
+
+static inline int shm__ring_seg_shrunk(const shm_ring *r) {
+	if (!r->own_seg) return 0;
+	struct stat st;
+	if (fstat(r->seg.fd, &st) != 0) return 0;
+	return (uint64_t)st.st_size < (uint64_t)r->seg.size;
+}
+
+/* a position pair read from shared memory is sane: 8-aligned, head <= tail <=
+ * head + capacity. */
+static inline int shm__ring_sane(const shm_ring *r, uint64_t h, uint64_t t) {
+	return (h & 7) == 0 && (t & 7) == 0 && t >= h && t - h <= r->cap;
+}
+
+static inline int shm__pcorrupt(shm_ring_producer *p) {
+	if (!p->corrupt) {
+		p->corrupt = 1;
+		atomic_fetch_add(shm__r32(p->r, SHM__O_CORRUPTIONS), 1);
+	}
+	return SHM_ECORRUPT;
+}
+static inline int shm__ccorrupt(shm_ring_consumer *c) {
+	if (!c->corrupt) {
+		c->corrupt = 1;
+		atomic_fetch_add(shm__r32(c->r, SHM__O_CORRUPTIONS), 1);
+	}
+	return SHM_ECORRUPT;
+}
+
+/* ---- producer ---- */
+
+/* shm_ring_producer_attach attaches this process as a producer (step 4):
+ * -EBUSY when every slot is held by a live process. flags: SHM_RING_POLLING. */
+static inline int shm_ring_producer_attach(shm_ring *r, shm_ring_producer *p, int flags) {
+	if (r->base == NULL || r->seg.readonly) return -EBADF;
+	memset(p, 0, sizeof *p);
+	p->r = r;
+	p->flags = flags;
+	p->tok = shm_token();
+	if (!shm_valid_token(p->tok)) return -EINVAL;
+	atomic_store(shm__r32(r, SHM__O_PBEGUN), 1);
+	int got = 0, takeover = 0;
+	for (int round = 0; round < 64 && !got; round++) {
+		int contended = 0;
+		for (uint32_t i = 0; i < r->nslots && !got; i++) {
+			_Atomic uint64_t *tw = shm__rslot(r, i, SHM__S_TOK);
+			uint64_t t = atomic_load(tw);
+			if (t == 0) {
+				uint64_t z = 0;
+				if (atomic_compare_exchange_strong(tw, &z, p->tok)) { got = 1; p->slot = i; }
+				else contended = 1;
+			} else if (t != p->tok && atomic_load(shm__rslot(r, i, SHM__S_CEND)) == 0 && !shm_peer_alive(&r->seg, t)) {
+				if (atomic_compare_exchange_strong(tw, &t, p->tok)) { got = 1; takeover = 1; p->slot = i; }
+				else contended = 1;
+			}
+		}
+		if (!contended) break;
+	}
+	if (!got) return -EBUSY;
+	atomic_store(shm__rslot(r, p->slot, SHM__S_COUNT), 0);
+	shm__ring_wake(shm__r32(r, SHM__O_CWAIT));
+	if (takeover) atomic_fetch_add(shm__r32(r, SHM__O_PTAKEOVERS), 1);
+	atomic_store(shm__rslot(r, p->slot, SHM__S_PID), (uint64_t)getpid());
+	atomic_fetch_add(shm__r32(r, SHM__O_ATTACHES), 1);
+	uint64_t h = atomic_load(shm__r64(r, SHM__O_HEAD));
+	uint64_t t = atomic_load(shm__r64(r, SHM__O_TAIL));
+	p->attached = 1;
+	p->last_check = shm__now_ns();
+	if (!shm__ring_sane(r, h, t)) {
+		shm__pcorrupt(p);
+		shm_ring_producer_close(p);
+		return SHM_ECORRUPT;
+	}
+	p->head = h;
+	p->tail = t;
+	return 0;
+}
+
+/* shm_ring_producer_close detaches (step 5); an open claim becomes padding. */
+static inline int shm_ring_producer_close(shm_ring_producer *p) {
+	if (!p->attached) return -EBADF;
+	shm_ring *r = p->r;
+	p->attached = 0;
+	if (r->base == NULL) return -EBADF;
+	if (p->claimed && r->multi) {
+		uint64_t len = shm__ralign(8 + p->cl_n);
+		atomic_store(shm__rrec(r, p->cl_pos), shm__rword((int32_t)len, SHM__R_PAD));
+		shm__ring_wake(shm__r32(r, SHM__O_CWAIT));
+	}
+	p->claimed = 0;
+	atomic_store(shm__rslot(r, p->slot, SHM__S_CEND), 0);
+	atomic_store(shm__rslot(r, p->slot, SHM__S_PID), 0);
+	uint64_t own = p->tok;
+	atomic_compare_exchange_strong(shm__rslot(r, p->slot, SHM__S_TOK), &own, 0);
+	atomic_store(shm__r32(r, SHM__O_CWAIT), 0);
+	shm_wake(shm__r32(r, SHM__O_CWAIT), INT_MAX);
+	return 0;
+}
+
+/* the consumer, as a producer sees it: 0, SHM_EPEERCLOSED or SHM_EPEERDEAD
+ * (the liveness look only when look is set). */
+static inline int shm__ring_consumer_gone(shm_ring_producer *p, int look) {
+	shm_ring *r = p->r;
+	if (atomic_load_explicit(shm__r32(r, SHM__O_CSTATE), memory_order_relaxed) == 2) return SHM_EPEERCLOSED;
+	if (!look) return 0;
+	if (shm__ring_seg_shrunk(r)) return shm__pcorrupt(p);
+	uint64_t t = atomic_load(shm__r64(r, SHM__O_CTOK));
+	if (t != 0 && !shm_peer_alive(&r->seg, t)) {
+		if (atomic_load(shm__r64(r, SHM__O_CTOK)) == t) return SHM_EPEERDEAD;
+	}
+	return 0;
+}
+
+/* One attempt to claim n payload bytes: 0 with the claim open, -EAGAIN for no
+ * room, or an error. */
+static inline int shm__ring_try_claim(shm_ring_producer *p, uint64_t n) {
+	shm_ring *r = p->r;
+	uint64_t rec = shm__ralign(8 + n);
+	if (!r->multi) { /* step 6 */
+		uint64_t t = p->tail;
+		for (int k = 0; k < 2; k++) {
+			uint64_t idx = t & r->mask, pad = rec > r->cap - idx ? r->cap - idx : 0;
+			if (r->cap - (t - p->head) < pad + rec) {
+				uint64_t h = atomic_load_explicit(shm__r64(r, SHM__O_HEAD), memory_order_acquire);
+				if (!shm__ring_sane(r, h, t) || h < p->head) return shm__pcorrupt(p);
+				p->head = h;
+			}
+			uint64_t room = r->cap - (t - p->head);
+			if (room >= pad + rec) {
+				if (pad) atomic_store_explicit(shm__rrec(r, t), shm__rword((int32_t)pad, SHM__R_PAD), memory_order_relaxed);
+				p->claimed = 1;
+				p->cl_start = t;
+				p->cl_pos = t + pad;
+				p->cl_n = n;
+				return 0;
+			}
+			if (pad && room >= pad) { /* only the padding fits: publish it alone */
+				atomic_store_explicit(shm__rrec(r, t), shm__rword((int32_t)pad, SHM__R_PAD), memory_order_relaxed);
+				t += pad;
+				p->tail = t;
+				atomic_store(shm__r64(r, SHM__O_TAIL), t);
+				shm__ring_wake(shm__r32(r, SHM__O_CWAIT));
+				continue;
+			}
+			return -EAGAIN;
+		}
+		return -EAGAIN;
+	}
+	/* step 7 */
+	_Atomic uint64_t *tw = shm__r64(r, SHM__O_TAIL);
+	_Atomic uint64_t *cs = shm__rslot(r, p->slot, SHM__S_CSTART);
+	_Atomic uint64_t *ce = shm__rslot(r, p->slot, SHM__S_CEND);
+	for (int tries = 0; tries < 64; tries++) {
+		uint64_t t = atomic_load(tw);
+		uint64_t h = p->head;
+		if ((t & 7) != 0 || t < h) return shm__pcorrupt(p);
+		uint64_t idx = t & r->mask, pad = rec > r->cap - idx ? r->cap - idx : 0;
+		if (t - h > r->cap || r->cap - (t - h) < pad + rec) {
+			int ok = 0;
+			for (int j = 0; j < 100; j++) {
+				uint64_t t1 = atomic_load(tw);
+				h = atomic_load(shm__r64(r, SHM__O_HEAD));
+				uint64_t t2 = atomic_load(tw);
+				if (t1 == t2) { t = t1; ok = 1; break; }
+			}
+			if (!ok) return -EAGAIN;
+			if (!shm__ring_sane(r, h, t)) return shm__pcorrupt(p);
+			p->head = h;
+			idx = t & r->mask;
+			pad = rec > r->cap - idx ? r->cap - idx : 0;
+		}
+		uint64_t room = r->cap - (t - h);
+		uint64_t e;
+		int padonly = 0;
+		if (room >= pad + rec) e = t + pad + rec;
+		else if (pad && room >= pad) { e = t + pad; padonly = 1; }
+		else return -EAGAIN;
+		atomic_store(cs, t);
+		atomic_store(ce, e);
+		uint64_t exp = t;
+		if (!atomic_compare_exchange_strong(tw, &exp, e)) {
+			atomic_store(ce, 0);
+			continue;
+		}
+		if (pad) atomic_store(shm__rrec(r, t), shm__rword((int32_t)pad, SHM__R_PAD));
+		if (padonly) {
+			atomic_store(ce, 0);
+			shm__ring_wake(shm__r32(r, SHM__O_CWAIT));
+			continue; /* the padding is published; try again at offset 0 */
+		}
+		atomic_store(shm__rrec(r, t + pad), shm__rword(-(int32_t)(8 + n), SHM__R_DATA));
+		p->claimed = 1;
+		p->cl_start = t;
+		p->cl_pos = t + pad;
+		p->cl_n = n;
+		return 0;
+	}
+	return -EAGAIN;
+}
+
+/* Blocking frame shared by both ends: spin, yield, then sleep on word,
+ * looking at peers every SHM__R_CHECK_NS. */
+typedef struct shm__rwait {
+	int64_t end;
+	int spins;
+	int64_t next_check;
+} shm__rwait;
+
+static inline void shm__rwait_init(shm__rwait *w, int64_t timeout_ns) {
+	int64_t now = shm__now_ns();
+	w->end = timeout_ns < 0 ? INT64_MAX : now + timeout_ns;
+	w->spins = 0;
+	w->next_check = now + SHM__R_CHECK_NS;
+}
+
+static inline void shm__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+static inline int shm__ring_claim(shm_ring_producer *p, size_t n, int64_t timeout_ns) {
+	shm_ring *r = p->r;
+	if (!p->attached || r->base == NULL) return -EBADF;
+	if (p->corrupt) return SHM_ECORRUPT;
+	if (p->claimed) return -EINVAL;
+	if (n > r->max_msg) return SHM_ETOOLARGE;
+	int rc = shm__ring_consumer_gone(p, 0);
+	if (rc < 0) return rc;
+	rc = shm__ring_try_claim(p, n);
+	if (rc != -EAGAIN) return rc;
+	if (timeout_ns == 0) {
+		int64_t now = shm__now_ns();
+		if (now - p->last_check >= SHM__R_CHECK_NS) {
+			p->last_check = now;
+			rc = shm__ring_consumer_gone(p, 1);
+			if (rc < 0) return rc;
+		}
+		return -EAGAIN;
+	}
+	shm__rwait w;
+	shm__rwait_init(&w, timeout_ns);
+	_Atomic uint32_t *pw = shm__r32(r, SHM__O_PWAIT);
+	for (;;) {
+		int64_t now = 0;
+		if (w.spins < SHM__R_SPINS) {
+			w.spins++;
+			shm__cpu_relax();
+			if ((w.spins & 63) == 0) now = shm__now_ns();
+		} else if (w.spins < SHM__R_SPINS + SHM__R_YIELDS || (p->flags & SHM_RING_POLLING)) {
+			w.spins++;
+			sched_yield();
+			now = shm__now_ns();
+		} else {
+			atomic_store(pw, 1);
+			atomic_thread_fence(memory_order_seq_cst); /* step 11: Dekker with the H store */
+			rc = shm__ring_try_claim(p, n);
+			if (rc != -EAGAIN) return rc;
+			now = shm__now_ns();
+			int64_t left = w.end - now, d = SHM__R_SLEEP_NS;
+			if (left < d) d = left;
+			if (d > 0) {
+				atomic_fetch_add(shm__r64(r, SHM__O_PSLEEPS), 1);
+				shm_wait(pw, 1, d);
+			}
+			now = shm__now_ns();
+		}
+		rc = shm__ring_try_claim(p, n);
+		if (rc != -EAGAIN) return rc;
+		rc = shm__ring_consumer_gone(p, 0);
+		if (rc < 0) return rc;
+		if (now) {
+			if (now >= w.next_check) {
+				w.next_check = now + SHM__R_CHECK_NS;
+				rc = shm__ring_consumer_gone(p, 1);
+				if (rc < 0) return rc;
+			}
+			if (now >= w.end) return -ETIMEDOUT;
+		}
+	}
+}
+
+/* shm_ring_claim reserves n bytes for a message and points *buf at them, in
+ * the ring (zero-copy); shm_ring_commit publishes them. Blocks while the ring
+ * is full (timeout_ns as everywhere). SHM_ETOOLARGE beyond the maximum,
+ * SHM_EPEERCLOSED once the consumer closed, SHM_EPEERDEAD if it died. */
+static inline int shm_ring_claim(shm_ring_producer *p, size_t n, void **buf, int64_t timeout_ns) {
+	int rc = shm__ring_claim(p, n, timeout_ns);
+	if (rc < 0) return rc;
+	*buf = p->r->data + ((p->cl_pos + 8) & p->r->mask);
+	return 0;
+}
+
+/* shm_ring_commit publishes the first n bytes (n <= the claimed size) of the
+ * open claim (steps 6 and 8). */
+static inline int shm_ring_commit(shm_ring_producer *p, size_t n) {
+	shm_ring *r = p->r;
+	if (!p->attached || r->base == NULL) return -EBADF;
+	if (!p->claimed) return -EINVAL;
+	if (n > p->cl_n) return -EINVAL;
+	uint64_t rec = shm__ralign(8 + n), full = shm__ralign(8 + p->cl_n);
+	if (!r->multi) {
+		atomic_store_explicit(shm__rrec(r, p->cl_pos), shm__rword((int32_t)(8 + n), SHM__R_DATA), memory_order_relaxed);
+		p->tail = p->cl_pos + rec;
+		p->claimed = 0;
+		atomic_store(shm__r64(r, SHM__O_TAIL), p->tail);
+		atomic_store_explicit(shm__r64(r, SHM__O_COMMITTED), ++p->count, memory_order_release);
+	} else {
+		if (rec < full) /* the rest of the claimed extent becomes padding */
+			atomic_store(shm__rrec(r, p->cl_pos + rec), shm__rword((int32_t)(full - rec), SHM__R_PAD));
+		atomic_store(shm__rrec(r, p->cl_pos), shm__rword((int32_t)(8 + n), SHM__R_DATA));
+		p->claimed = 0;
+		atomic_store(shm__rslot(r, p->slot, SHM__S_CEND), 0);
+		atomic_store_explicit(shm__rslot(r, p->slot, SHM__S_COUNT), ++p->count, memory_order_release);
+	}
+	shm__ring_wake(shm__r32(r, SHM__O_CWAIT));
+	return 0;
+}
+
+/* shm_ring_send copies msg into the ring as one message; see shm_ring_claim. */
+static inline int shm_ring_send(shm_ring_producer *p, const void *msg, size_t n, int64_t timeout_ns) {
+	void *buf;
+	int rc = shm_ring_claim(p, n, &buf, timeout_ns);
+	if (rc < 0) return rc;
+	if (n) memcpy(buf, msg, n);
+	return shm_ring_commit(p, n);
+}
+
+/* ---- consumer ---- */
+
+/* Slot claims, read consistently (claim end, start, end again). */
+static inline int shm__ring_claim_of(const shm_ring *r, uint32_t i, uint64_t *start, uint64_t *end) {
+	for (int k = 0; k < 100; k++) {
+		uint64_t e1 = atomic_load(shm__rslot(r, i, SHM__S_CEND));
+		uint64_t s = atomic_load(shm__rslot(r, i, SHM__S_CSTART));
+		uint64_t e2 = atomic_load(shm__rslot(r, i, SHM__S_CEND));
+		if (e1 == e2) { *start = s; *end = e1; return 0; }
+	}
+	return -EAGAIN;
+}
+
+/* Step 12, dead-claim recovery, at H with a header <= 0 and H < T: 1 if the
+ * header at H was changed (look again), 0 to keep waiting, or an error. */
+static inline int shm__ring_recover(shm_ring_consumer *c) {
+	shm_ring *r = c->r;
+	uint64_t h = c->head;
+	uint64_t t = atomic_load(shm__r64(r, SHM__O_TAIL));
+	if (!shm__ring_sane(r, h, t)) return shm__ccorrupt(c);
+	if (t == h) return 0;
+	int covered = 0;
+	uint64_t min_end = UINT64_MAX, next_claim = UINT64_MAX;
+	for (uint32_t i = 0; i < r->nslots; i++) {
+		uint64_t s, e;
+		if (shm__ring_claim_of(r, i, &s, &e) < 0) return 0; /* moving: a live producer */
+		if (e == 0) continue;
+		if (s <= h && h < e) {
+			uint64_t tok = atomic_load(shm__rslot(r, i, SHM__S_TOK));
+			if (tok != 0 && shm_peer_alive(&r->seg, tok)) return 0;
+			covered = 1;
+			if (e < min_end) min_end = e;
+		} else if (s > h && s < next_claim) {
+			next_claim = s;
+		}
+	}
+	_Atomic uint64_t *hw = shm__rrec(r, h);
+	uint64_t w = atomic_load(hw);
+	int32_t len = (int32_t)(uint32_t)w;
+	uint64_t area_end = h + (r->cap - (h & r->mask));
+	uint64_t limit = t < area_end ? t : area_end;
+	uint64_t pad;
+	if (!covered) {
+		if (w == 0) { /* a consumer died after its header-0 store */
+			uint64_t stop = limit < next_claim ? limit : next_claim;
+			uint64_t q = h + 8;
+			while (q < stop && atomic_load(shm__rrec(r, q)) == 0) q += 8;
+			pad = q - h;
+		} else if (len < 0) {
+			return shm__ccorrupt(c);
+		} else {
+			return 1; /* committed meanwhile */
+		}
+	} else if (len > 0) {
+		return 1;
+	} else if (len < 0) { /* validated as in step 9 */
+		uint64_t l = (uint64_t)(-(int64_t)len), a = shm__ralign(l);
+		if (l < 8 || l - 8 > r->max_msg || a > t - h || (h & r->mask) + a > r->cap) return shm__ccorrupt(c);
+		pad = a;
+	} else {
+		uint64_t e = min_end < limit ? min_end : limit;
+		if (e <= h) return shm__ccorrupt(c);
+		pad = (e - h) & ~7ull;
+	}
+	if (pad < 8 || pad > 0x7fffffff) return shm__ccorrupt(c);
+	if (atomic_compare_exchange_strong(hw, &w, shm__rword((int32_t)pad, SHM__R_PAD)))
+		atomic_fetch_add(shm__r32(r, SHM__O_RECOVERED), 1);
+	return 1;
+}
+
+/* Step 13: free the slots of dead producers; SHM_EPEERDEAD once per slot
+ * freed, else 0. */
+static inline int shm__ring_reap(shm_ring_consumer *c) {
+	shm_ring *r = c->r;
+	uint64_t t = atomic_load(shm__r64(r, SHM__O_TAIL));
+	for (uint32_t i = 0; i < r->nslots; i++) {
+		_Atomic uint64_t *tw = shm__rslot(r, i, SHM__S_TOK);
+		uint64_t tok = atomic_load(tw);
+		if (tok == 0 || shm_peer_alive(&r->seg, tok)) continue;
+		uint64_t s, e;
+		if (shm__ring_claim_of(r, i, &s, &e) < 0) continue;
+		if (e != 0 && s < t && c->head < e) continue; /* recovery has not passed it yet */
+		if (e != 0) {
+			uint64_t ee = e;
+			if (!atomic_compare_exchange_strong(shm__rslot(r, i, SHM__S_CEND), &ee, 0)) continue;
+		}
+		if (atomic_load(tw) == tok) {
+			uint64_t pid = atomic_load(shm__rslot(r, i, SHM__S_PID));
+			atomic_compare_exchange_strong(shm__rslot(r, i, SHM__S_PID), &pid, 0);
+		}
+		if (atomic_compare_exchange_strong(tw, &tok, 0)) {
+			atomic_fetch_add(shm__r32(r, SHM__O_REAPED), 1);
+			return SHM_EPEERDEAD;
+		}
+	}
+	return 0;
+}
+
+/* Step 14: 1 when every producer is gone and the ring is drained. */
+static inline int shm__ring_eof(shm_ring_consumer *c) {
+	shm_ring *r = c->r;
+	if (atomic_load(shm__r32(r, SHM__O_PBEGUN)) != 1) return 0;
+	uint32_t a1 = atomic_load(shm__r32(r, SHM__O_ATTACHES));
+	for (uint32_t i = 0; i < r->nslots; i++)
+		if (atomic_load(shm__rslot(r, i, SHM__S_TOK)) != 0) return 0;
+	if (atomic_load(shm__r32(r, SHM__O_ATTACHES)) != a1) return 0;
+	return atomic_load(shm__r64(r, SHM__O_TAIL)) == c->head;
+}
+
+/* shm_ring_consumer_attach attaches this process as the consumer (step 2):
+ * -EBUSY if a live process holds it; a dead consumer's end is taken over,
+ * resuming at its position. flags: SHM_RING_POLLING. */
+static inline int shm_ring_consumer_attach(shm_ring *r, shm_ring_consumer *c, int flags) {
+	if (r->base == NULL || r->seg.readonly) return -EBADF;
+	memset(c, 0, sizeof *c);
+	c->r = r;
+	c->flags = flags;
+	c->tok = shm_token();
+	if (!shm_valid_token(c->tok)) return -EINVAL;
+	_Atomic uint64_t *tw = shm__r64(r, SHM__O_CTOK);
+	int got = 0;
+	for (int k = 0; k < 64 && !got; k++) {
+		uint64_t t = atomic_load(tw);
+		if (t == 0) {
+			if (atomic_compare_exchange_strong(tw, &t, c->tok)) got = 1;
+		} else if (t == c->tok || shm_peer_alive(&r->seg, t)) {
+			return -EBUSY;
+		} else if (atomic_compare_exchange_strong(tw, &t, c->tok)) {
+			atomic_fetch_add(shm__r32(r, SHM__O_CTAKEOVERS), 1);
+			got = 1;
+		}
+	}
+	if (!got) return -EBUSY;
+	atomic_store(shm__r64(r, SHM__O_CPID), (uint64_t)getpid());
+	atomic_store(shm__r32(r, SHM__O_CSTATE), 1);
+	c->attached = 1;
+	c->last_check = shm__now_ns();
+	uint64_t h = atomic_load(shm__r64(r, SHM__O_HEAD));
+	uint64_t t = atomic_load(shm__r64(r, SHM__O_TAIL));
+	int rc = 0;
+	if (!shm__ring_sane(r, h, t)) rc = shm__ccorrupt(c);
+	c->head = h;
+	c->tail = t;
+	if (rc == 0 && r->multi && h < t) {
+		int32_t len = (int32_t)(uint32_t)atomic_load(shm__rrec(r, h));
+		if (len <= 0) rc = shm__ring_recover(c);
+	}
+	if (rc < 0) {
+		shm_ring_consumer_close(c);
+		return rc;
+	}
+	shm__ring_wake(shm__r32(r, SHM__O_PWAIT));
+	return 0;
+}
+
+/* shm_ring_consumer_close detaches (step 3); a message read and not released
+ * stays in the ring for the next consumer. Producers then get
+ * SHM_EPEERCLOSED. */
+static inline int shm_ring_consumer_close(shm_ring_consumer *c) {
+	if (!c->attached) return -EBADF;
+	shm_ring *r = c->r;
+	c->attached = 0;
+	c->reading = 0;
+	if (r->base == NULL) return -EBADF;
+	atomic_store(shm__r32(r, SHM__O_CSTATE), 2);
+	atomic_store(shm__r64(r, SHM__O_CPID), 0);
+	uint64_t own = c->tok;
+	atomic_compare_exchange_strong(shm__r64(r, SHM__O_CTOK), &own, 0);
+	atomic_store(shm__r32(r, SHM__O_PWAIT), 0);
+	shm_wake(shm__r32(r, SHM__O_PWAIT), INT_MAX);
+	return 0;
+}
+
+/* Release the record at H of aligned length a (step 10). */
+static inline void shm__ring_advance(shm_ring_consumer *c, uint64_t a, int data) {
+	shm_ring *r = c->r;
+	if (r->multi) {
+		_Atomic uint64_t *hw = shm__rrec(r, c->head);
+		if (data) atomic_store(hw, shm__rword((int32_t)a, SHM__R_PAD));
+		memset(r->data + ((c->head + 8) & r->mask), 0, a - 8);
+		atomic_store(hw, 0);
+	}
+	c->head += a;
+	atomic_store(shm__r64(r, SHM__O_HEAD), c->head);
+	if (data) atomic_store_explicit(shm__r64(r, SHM__O_RELEASED), ++c->count, memory_order_release);
+	shm__ring_wake(shm__r32(r, SHM__O_PWAIT));
+}
+
+/* One look (step 9): 0 with a message at H (*len its payload length),
+ * -EAGAIN for none, 1 when stuck on an uncommitted record, or an error. */
+static inline int shm__ring_poll(shm_ring_consumer *c, uint64_t *len) {
+	shm_ring *r = c->r;
+	for (int skips = 0; skips <= 64; skips++) {
+		uint64_t h = c->head, t = c->tail;
+		if (t == h) {
+			t = atomic_load_explicit(shm__r64(r, SHM__O_TAIL), memory_order_acquire);
+			if (!shm__ring_sane(r, h, t)) return shm__ccorrupt(c);
+			c->tail = t;
+			if (t == h) return -EAGAIN;
+		}
+		uint64_t w = atomic_load_explicit(shm__rrec(r, h), memory_order_acquire);
+		int32_t l = (int32_t)(uint32_t)w;
+		uint32_t type = (uint32_t)(w >> 32);
+		if (l <= 0) {
+			if (!r->multi) return shm__ccorrupt(c);
+			return 1;
+		}
+		uint64_t a = shm__ralign((uint64_t)l);
+		if (l < 8 || a > t - h || (h & r->mask) + a > r->cap) {
+			/* T may have moved on since it was cached: look again once. */
+			uint64_t t2 = atomic_load_explicit(shm__r64(r, SHM__O_TAIL), memory_order_acquire);
+			if (!shm__ring_sane(r, h, t2)) return shm__ccorrupt(c);
+			c->tail = t2;
+			if (l < 8 || a > t2 - h || (h & r->mask) + a > r->cap) return shm__ccorrupt(c);
+		}
+		if (type == SHM__R_PAD) {
+			shm__ring_advance(c, a, 0);
+			continue;
+		}
+		if (type != SHM__R_DATA || (uint64_t)l - 8 > r->max_msg) return shm__ccorrupt(c);
+		*len = (uint64_t)l - 8;
+		return 0;
+	}
+	return -EAGAIN;
+}
+
+/* What a consumer that found nothing does on a look at its peers: step 12
+ * when stuck, step 13, step 14. 0 to go on waiting. */
+static inline int shm__ring_consumer_look(shm_ring_consumer *c, int stuck, int full) {
+	if (full) {
+		if (shm__ring_seg_shrunk(c->r)) return shm__ccorrupt(c);
+		if (stuck) {
+			int rc = shm__ring_recover(c);
+			if (rc != 0) return rc;
+		}
+		int rc = shm__ring_reap(c);
+		if (rc < 0) return rc;
+	}
+	if (!stuck && shm__ring_eof(c)) return SHM_EOF;
+	return 0;
+}
+
+static inline int shm__ring_next(shm_ring_consumer *c, uint64_t *len, int64_t timeout_ns) {
+	shm_ring *r = c->r;
+	if (!c->attached || r->base == NULL) return -EBADF;
+	if (c->corrupt) return SHM_ECORRUPT;
+	if (c->reading) return -EINVAL;
+	int rc = shm__ring_poll(c, len);
+	if (rc <= 0 && rc != -EAGAIN) return rc;
+	if (timeout_ns == 0) {
+		int64_t now = shm__now_ns();
+		int full = now - c->last_check >= SHM__R_CHECK_NS;
+		if (full) c->last_check = now;
+		int lr = shm__ring_consumer_look(c, rc == 1, full);
+		if (lr == 1) return shm__ring_poll(c, len) == 0 ? 0 : -EAGAIN;
+		return lr < 0 ? lr : -EAGAIN;
+	}
+	shm__rwait w;
+	shm__rwait_init(&w, timeout_ns);
+	_Atomic uint32_t *cw = shm__r32(r, SHM__O_CWAIT);
+	for (;;) {
+		int64_t now = 0;
+		int stuck = rc == 1;
+		if (w.spins < SHM__R_SPINS) {
+			w.spins++;
+			shm__cpu_relax();
+			if ((w.spins & 63) == 0) now = shm__now_ns();
+		} else if (w.spins < SHM__R_SPINS + SHM__R_YIELDS || (c->flags & SHM_RING_POLLING)) {
+			w.spins++;
+			sched_yield();
+			now = shm__now_ns();
+		} else {
+			int lr = shm__ring_consumer_look(c, stuck, 0);
+			if (lr < 0) return lr;
+			atomic_store(cw, 1);
+			atomic_thread_fence(memory_order_seq_cst); /* step 11: Dekker with the T/header store */
+			rc = shm__ring_poll(c, len);
+			if (rc <= 0 && rc != -EAGAIN) { atomic_store(cw, 0); return rc; }
+			now = shm__now_ns();
+			int64_t left = w.end - now, d = SHM__R_SLEEP_NS;
+			if (left < d) d = left;
+			if (d > 0) {
+				atomic_fetch_add(shm__r64(r, SHM__O_CSLEEPS), 1);
+				shm_wait(cw, 1, d);
+			}
+			now = shm__now_ns();
+		}
+		rc = shm__ring_poll(c, len);
+		if (rc <= 0 && rc != -EAGAIN) return rc;
+		if (now) {
+			int full = now >= w.next_check;
+			if (full) w.next_check = now + SHM__R_CHECK_NS;
+			if (full || w.spins >= SHM__R_SPINS) {
+				int lr = shm__ring_consumer_look(c, rc == 1, full);
+				if (lr < 0) return lr;
+				if (lr == 1) { rc = shm__ring_poll(c, len); if (rc <= 0 && rc != -EAGAIN) return rc; }
+			}
+			if (now >= w.end) return -ETIMEDOUT;
+		}
+	}
+}
+
+/* shm_ring_read returns the next message in place (zero-copy): *msg is valid
+ * until shm_ring_release, which must come before the next read. Blocks while
+ * the ring is empty. SHM_EOF once every producer is gone and the ring is
+ * drained; SHM_EPEERDEAD once per producer that died (after the messages it
+ * committed); SHM_ECORRUPT for anything invalid read from the ring. */
+static inline int shm_ring_read(shm_ring_consumer *c, const void **msg, size_t *n, int64_t timeout_ns) {
+	uint64_t len;
+	int rc = shm__ring_next(c, &len, timeout_ns);
+	if (rc < 0) return rc;
+	c->reading = 1;
+	c->rd_len = len;
+	*msg = c->r->data + ((c->head + 8) & c->r->mask);
+	*n = (size_t)len;
+	return 0;
+}
+
+/* shm_ring_release gives the message returned by shm_ring_read back. */
+static inline int shm_ring_release(shm_ring_consumer *c) {
+	if (!c->attached || c->r->base == NULL) return -EBADF;
+	if (!c->reading) return -EINVAL;
+	c->reading = 0;
+	shm__ring_advance(c, shm__ralign(8 + c->rd_len), 1);
+	return 0;
+}
+
+/* shm_ring_receive copies the next message into buf and returns its length;
+ * SHM_ETOOLARGE (message kept) if cap is too small; else as shm_ring_read. */
+static inline int64_t shm_ring_receive(shm_ring_consumer *c, void *buf, size_t cap, int64_t timeout_ns) {
+	uint64_t len;
+	int rc = shm__ring_next(c, &len, timeout_ns);
+	if (rc < 0) return rc;
+	if (len > cap) return SHM_ETOOLARGE;
+	if (len) memcpy(buf, c->r->data + ((c->head + 8) & c->r->mask), (size_t)len);
+	shm__ring_advance(c, shm__ralign(8 + len), 1);
+	return (int64_t)len;
 }
 
 #ifdef __cplusplus
