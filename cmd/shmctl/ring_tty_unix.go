@@ -1,0 +1,21 @@
+//go:build linux || darwin || freebsd
+
+package main
+
+import (
+	"io"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// isTerminal reports whether w is a terminal: a file whose terminal
+// settings can be read.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), tcgets)
+	return err == nil
+}
