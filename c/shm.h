@@ -1478,19 +1478,18 @@ static inline int shm__ring_try_claim(shm_ring_producer *p, uint64_t n) {
 	return -EAGAIN;
 }
 
-/* Blocking frame shared by both ends: spin, yield, then sleep on word,
- * looking at peers every SHM__R_CHECK_NS. */
+/* Blocking frame shared by both ends: spin, yield, then sleep on word. The
+ * ends look at their peers every SHM__R_CHECK_NS, timed by their own
+ * last_check, which outlives one call. */
 typedef struct shm__rwait {
 	int64_t end;
 	int spins;
-	int64_t next_check;
 } shm__rwait;
 
 static inline void shm__rwait_init(shm__rwait *w, int64_t timeout_ns) {
 	int64_t now = shm__now_ns();
 	w->end = timeout_ns < 0 ? INT64_MAX : now + timeout_ns;
 	w->spins = 0;
-	w->next_check = now + SHM__R_CHECK_NS;
 }
 
 static inline void shm__cpu_relax(void) {
@@ -1552,8 +1551,8 @@ static inline int shm__ring_claim(shm_ring_producer *p, size_t n, int64_t timeou
 		rc = shm__ring_consumer_gone(p, 0);
 		if (rc < 0) return rc;
 		if (now) {
-			if (now >= w.next_check) {
-				w.next_check = now + SHM__R_CHECK_NS;
+			if (now - p->last_check >= SHM__R_CHECK_NS) { /* timed by the end: see shm__ring_next */
+				p->last_check = now;
 				rc = shm__ring_consumer_gone(p, 1);
 				if (rc < 0) return rc;
 			}
@@ -1898,8 +1897,12 @@ static inline int shm__ring_next(shm_ring_consumer *c, uint64_t *len, int64_t ti
 		rc = shm__ring_poll(c, len);
 		if (rc <= 0 && rc != -EAGAIN) return rc;
 		if (now) {
-			int full = now >= w.next_check;
-			if (full) w.next_check = now + SHM__R_CHECK_NS;
+			/* The look at peers is timed by the end, not by this call: a
+			 * caller that blocks in slices shorter than SHM__R_CHECK_NS (the
+			 * Python binding waits 50 ms at a time, to check for signals)
+			 * must still see a dead producer. */
+			int full = now - c->last_check >= SHM__R_CHECK_NS;
+			if (full) c->last_check = now;
 			if (full || w.spins >= SHM__R_SPINS) {
 				int lr = shm__ring_consumer_look(c, rc == 1, full);
 				if (lr < 0) return lr;

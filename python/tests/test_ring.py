@@ -185,7 +185,6 @@ def test_in_process_against_peer(name):
             c.receive()
 
 
-@pytest.mark.xfail(reason="c/shm.h (uncommitted ring): a SIGKILLed producer holding a slot, with nothing committed, is never reported to a blocked consumer (TimeoutError instead of EOWNERDEAD)", strict=False)
 def test_peer_death(name):
     with shm.Ring.create(name, 4096, 64, producers=2) as r, r.consumer() as c:
         h = peer("hold-producer", name)
