@@ -7,7 +7,7 @@ package main
 //   - children: roles for a second real process, this test binary
 //     re-executed (internal/childtest). Test files add roles from init
 //     functions: children["myrole"] = func(args []string) int { ... }.
-//   - shmctlBin(t): the shmctl command, installed once with "go install" into a
+//   - shmctlBin(t): the shmctl command, built once with "go build" into a
 //     temporary directory removed when the suite ends; shmctl(t, args...)
 //     runs it as a user would and returns its output and exit status.
 //   - testName(t): a fresh segment name with the harness prefix, removed
@@ -72,7 +72,7 @@ var (
 )
 
 // shmctlBin returns the path of the shmctl command built from this
-// directory with "go install", installing it on first use.
+// directory with "go build", building it on first use.
 func shmctlBin(t testing.TB) string {
 	t.Helper()
 	dir := tempBuildDir(t)
@@ -83,14 +83,14 @@ func shmctlBin(t testing.TB) string {
 			return
 		}
 		p := filepath.Join(dir, "shmctl")
-		// Installed as a user would: go install, into a directory of our own.
-		cmd := exec.Command(goTool, "install", ".")
-		cmd.Env = append(os.Environ(), "GOBIN="+dir)
-		binOut, binErr = cmd.CombinedOutput()
+		// go build -o, not go install: CI runs the tests with GOARCH=386 and
+		// arm64 too, and go install refuses to put cross-compiled binaries in
+		// a GOBIN. The binary is the one go install would make.
+		binOut, binErr = exec.Command(goTool, "build", "-o", p, ".").CombinedOutput()
 		binPath = p
 	})
 	if binErr != nil {
-		t.Fatalf("installing shmctl with go install: %v\n%s", binErr, binOut)
+		t.Fatalf("building shmctl with go build: %v\n%s", binErr, binOut)
 	}
 	return binPath
 }
