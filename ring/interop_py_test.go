@@ -2,11 +2,9 @@ package ring
 
 import (
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -55,106 +53,19 @@ func pyMessage(b []byte, p uint32, k, seed uint64, maxlen int) []byte {
 	return b
 }
 
-// TestPythonConsumesGo: Go sends, a Python process checks every message.
+// TestPythonConsumesGo: Go sends (by Send, then by Claim and Commit), a
+// Python process checks every message (by copy, then in place).
 func TestPythonConsumesGo(t *testing.T) {
 	python, script := pythonPeer(t)
-	for _, zc := range []bool{false, true} {
-		name := testName(t)
-		r, err := Create(name, 1<<16, &Options{MaxMessage: 1024})
-		if err != nil {
-			t.Fatal(err)
-		}
-		count := pyCount(t)
-		if zc {
-			count /= 10
-		}
-		args := []string{script, "consume", name, "1", strconv.Itoa(count), "5", "1024"}
-		if zc {
-			args = append(args, "zerocopy")
-		}
-		cmd := exec.Command(python, args...)
-		var out strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		p, err := r.Producer()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var m []byte
-		for k := 0; k < count; k++ {
-			m = pyMessage(m, 0, uint64(k), 5, 1024)
-			if err := p.Send(m); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := p.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Wait(); err != nil || strings.TrimSpace(out.String()) != "ok "+strconv.Itoa(count) {
-			t.Fatalf("python consumer: %v: %s", err, out.String())
-		}
-		if err := r.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	peerConsumesGo(t, []string{python, script}, pyCount(t), false)
+	peerConsumesGo(t, []string{python, script}, pyCount(t)/10, true)
 }
 
 // TestGoConsumesPython: two Python producers on a multi-producer ring, Go
 // checks order per producer and content.
 func TestGoConsumesPython(t *testing.T) {
 	python, script := pythonPeer(t)
-	name := testName(t)
-	r, err := Create(name, 1<<16, &Options{MaxMessage: 1024, Producers: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	c, err := r.Consumer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	count := pyCount(t) / 10
-	var cmds []*exec.Cmd
-	for id, mode := range []string{"copy", "zerocopy"} {
-		cmd := exec.Command(python, script, "produce", name, strconv.Itoa(id), strconv.Itoa(count), "9", "1024", mode)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		cmds = append(cmds, cmd)
-	}
-	next := make([]uint64, 2)
-	buf := make([]byte, 1024)
-	var want []byte
-	for total := 0; total < 2*count; total++ {
-		n, err := c.Receive(buf)
-		if err != nil {
-			t.Fatalf("after %d: %v", total, err)
-		}
-		m := buf[:n]
-		p := uint32(m[0])
-		if p > 1 {
-			t.Fatalf("producer %d", p)
-		}
-		want = pyMessage(want, p, next[p], 9, 1024)
-		if string(m) != string(want) {
-			t.Fatalf("producer %d message %d differs", p, next[p])
-		}
-		next[p]++
-	}
-	for _, cmd := range cmds {
-		if err := cmd.Wait(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := c.Receive(buf); !errors.Is(err, io.EOF) {
-		t.Fatalf("after the producers: %v, want io.EOF", err)
-	}
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
+	goConsumesPeers(t, []string{python, script}, pyCount(t)/10, false)
 }
 
 // TestPythonReaderHostileRecord: Go plants a record of an unknown type; the
