@@ -634,7 +634,7 @@ static inline int shm_seg_open(shm_seg *seg, const char *name, int readonly, siz
 	fd = shm_open(cname, acc, 0);
 	if (fd < 0) return -errno;
 #endif
-	size_t have;
+	size_t have = 0; /* set by shm__fstat_size; initialised for gcc -O2 -Wmaybe-uninitialized */
 	r = shm__fstat_size(fd, &have);
 	if (r == 0 && (have == 0 || size > have)) r = -EINVAL; /* OPEN-3 */
 	if (r < 0) {
