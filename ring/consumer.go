@@ -19,6 +19,10 @@ type Consumer struct {
 	deaths        []uint64 // dead producers not yet reported: the tail when each was found
 	deadPending   bool     // a dead producer's slot waits for its claim to be passed
 	lastCheck     time.Time
+	// Statistics (stats.go): messages and payload bytes released, counted
+	// on from what the previous consumer left; stored after each release.
+	released, releasedBytes uint64
+	pendingN                uint64 // payload bytes of the pending message
 }
 
 // Consumer attaches this process as the ring's consumer. A ring has one
@@ -62,6 +66,7 @@ func (c *Consumer) attach() error {
 		}
 		// A dead consumer: take its end over.
 		if h.ConsumerToken.CompareAndSwap(tok, r.tok) {
+			h.StatConsumerTakes.Add(1)
 			break
 		}
 	}
@@ -73,9 +78,11 @@ func (c *Consumer) attach() error {
 	if head%recordAlign != 0 || tail%recordAlign != 0 || tail-head > r.cap {
 		h.ConsumerPid.Store(0)
 		h.ConsumerToken.CompareAndSwap(r.tok, 0)
+		c.countCorrupt()
 		return corruptf(r.Name(), "head %d, tail %d, capacity %d", head, tail, r.cap)
 	}
 	c.head, c.tailCache = head, head
+	c.released, c.releasedBytes = loadStat(&h.StatReleased), loadStat(&h.StatReleaseB)
 	if r.multi && head != tail {
 		// Finish a release a killed predecessor left half done (see
 		// unblock); an error here shows again at the first read.
@@ -234,6 +241,12 @@ func (c *Consumer) Release() (err error) {
 }
 
 func (c *Consumer) release() {
+	// Counted before the head store, on its line (see Producer.commit).
+	r := c.r
+	c.released++
+	c.releasedBytes += c.pendingN
+	storeStat(&r.h.StatReleased, c.released)
+	storeStat(&r.h.StatReleaseB, c.releasedBytes)
 	c.advance(c.pending)
 	c.pending = 0
 }
@@ -299,7 +312,8 @@ func (c *Consumer) read(ctx context.Context, block bool) ([]byte, error) {
 			return nil, ErrEmpty
 		}
 		if w == nil {
-			w = &waitState{e: &c.end, polling: c.r.polling, watch: c.watchProducers, soon: &c.deadPending}
+			c.r.h.StatEmptyWaits.Add(1)
+			w = &waitState{e: &c.end, polling: c.r.polling, sleeps: &c.r.h.StatConsumerSleeps, watch: c.watchProducers, soon: &c.deadPending}
 		}
 		n := w.n
 		check, err := w.pause(ctx, &c.r.h.ConsumerWaiting, c.ready)
@@ -345,7 +359,7 @@ func (c *Consumer) fastRead() []byte {
 	if size > c.tailCache-head || idx+size > r.cap || n > uint64(r.maxMsg) {
 		return nil
 	}
-	c.pending = size
+	c.pending, c.pendingN = size, n
 	return r.data[idx+recordHeader : idx+recordHeader+n : idx+recordHeader+n]
 }
 
@@ -401,7 +415,7 @@ func (c *Consumer) poll() (msg []byte, ok bool, err error) {
 			if n > uint64(r.maxMsg) {
 				return nil, false, corruptf(r.Name(), "record at %d: %d bytes, more than the maximum %d", head, n, r.maxMsg)
 			}
-			c.pending = size
+			c.pending, c.pendingN = size, n
 			return r.data[idx+recordHeader : idx+recordHeader+n : idx+recordHeader+n], true, nil
 		default:
 			return nil, false, corruptf(r.Name(), "record at %d: unknown type %d", head, typ)
@@ -506,6 +520,7 @@ func (c *Consumer) checkProducers() error {
 			s.Pid.CompareAndSwap(pid, 0)
 		}
 		if s.Token.CompareAndSwap(tok, 0) {
+			r.h.StatReaped.Add(1)
 			c.deaths = append(c.deaths, tail)
 			c.watchPeer(i, 0)
 		}
@@ -594,7 +609,9 @@ func (c *Consumer) unblock() error {
 		}
 	}
 	hook("unblock")
-	r.words[idx/8].CompareAndSwap(w, pack(int32(size), typePadding))
+	if r.words[idx/8].CompareAndSwap(w, pack(int32(size), typePadding)) {
+		r.h.StatRecovered.Add(1)
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package ring
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"runtime"
@@ -34,6 +35,7 @@ type end struct {
 	guard   bool          // r.guard: calls catch memory faults
 	pof     bool          // the running call's saved panic-on-fault setting
 	fault   error         // set once a call faulted: the end is unusable
+	corrupt bool          // the end's corrupt error is counted (stats.go)
 
 	// event is set, and the sleeping call's wait cancelled, when a watched
 	// peer goes or Close begins. notify touches only this process's
@@ -106,6 +108,8 @@ func (e *end) leave(errp *error) {
 		e.fault = faultErr(e.r.Name(), nil)
 		e.stop.Store(true)
 		*errp = e.fault
+	} else if err := *errp; err != nil && err != ErrEmpty && err != ErrFull && !e.corrupt && errors.Is(err, ErrCorrupt) {
+		e.countCorrupt()
 	}
 	storeRelease(&e.busy, 0)
 }

@@ -19,6 +19,12 @@ type Producer struct {
 	claimIdx uint64 // index of its record header
 	claimLen int32  // its record length
 	claimEnd uint64 // single producer: tail after it
+	// Statistics (stats.go): messages and payload bytes committed through
+	// our slot or, on a single-producer ring, the header, counted on from
+	// what the previous producer left; stored after each commit.
+	sent, sentBytes uint64
+	statMsgs        *uint64
+	statBytes       *uint64
 }
 
 // Producer attaches this process as a producer. A single-producer ring
@@ -102,9 +108,16 @@ func (p *Producer) attach() error {
 	if head%recordAlign != 0 || tail%recordAlign != 0 || (!r.multi && tail-head > r.cap) {
 		s.Pid.Store(0)
 		s.Token.CompareAndSwap(r.tok, 0)
+		p.countCorrupt()
 		return corruptf(r.Name(), "head %d, tail %d, capacity %d", head, tail, r.cap)
 	}
 	p.tail, p.headCache = tail, head
+	if r.multi {
+		p.statMsgs, p.statBytes = &s.StatCommitted, &s.StatCommitB
+	} else {
+		p.statMsgs, p.statBytes = &h.StatCommitted, &h.StatCommitB
+	}
+	p.sent, p.sentBytes = loadStat(p.statMsgs), loadStat(p.statBytes)
 	return nil
 }
 
@@ -253,6 +266,14 @@ func (p *Producer) Commit() (err error) {
 func (p *Producer) commit() {
 	r := p.r
 	p.claimed = false
+	// The counts are stored before the message is published, on the line
+	// the publishing store writes anyway: the consumer's next look at
+	// that line sees both, and a reader of the statistics never sees a
+	// message released that is not counted as committed.
+	p.sent++
+	p.sentBytes += uint64(p.claimLen) - recordHeader
+	storeStat(p.statMsgs, p.sent)
+	storeStat(p.statBytes, p.sentBytes)
 	if r.multi {
 		r.words[p.claimIdx/8].Store(pack(p.claimLen, typeData))
 		hook("commit header")
@@ -334,7 +355,8 @@ func (p *Producer) claim(ctx context.Context, n int, block bool) ([]byte, error)
 			}
 		}
 		if w == nil {
-			w = &waitState{e: &p.end, polling: r.polling, watch: func() { p.watchPeer(0, r.h.ConsumerToken.Load()) }}
+			r.h.StatFullWaits.Add(1)
+			w = &waitState{e: &p.end, polling: r.polling, sleeps: &r.h.StatProducerSleeps, watch: func() { p.watchPeer(0, r.h.ConsumerToken.Load()) }}
 		}
 		check, err := w.pause(ctx, &r.h.ProducerWaiting, func() bool { return p.ready(size) })
 		if err != nil {

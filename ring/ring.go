@@ -169,18 +169,30 @@ type header struct {
 	DataOff  uint64        // 40: offset of the data area
 	_        [2]uint64     // 48
 
-	// Line 1 (offset 64): producer position, bytes ever claimed.
-	Tail atomic.Uint64
-	_    [7]uint64
-	// Line 2 (offset 128): consumer position, bytes ever released.
-	Head atomic.Uint64
-	_    [7]uint64
+	// Line 1 (offset 64): producer position, bytes ever claimed, and the
+	// producers' statistics (advisory, see stats.go).
+	Tail          atomic.Uint64
+	StatCommitted uint64        // 72: messages committed (single producer)
+	StatCommitB   uint64        // 80: payload bytes committed (single producer)
+	StatFullWaits atomic.Uint64 // 88: blocking claims that found the ring full
+	_             [4]uint64
+	// Line 2 (offset 128): consumer position, bytes ever released, and the
+	// consumer's statistics.
+	Head           atomic.Uint64
+	StatReleased   uint64        // 136: messages released
+	StatReleaseB   uint64        // 144: payload bytes released
+	StatEmptyWaits atomic.Uint64 // 152: blocking reads that found the ring empty
+	_              [4]uint64
 	// Line 3 (offset 192): futex word, 1 while the consumer sleeps.
-	ConsumerWaiting atomic.Uint32
-	_               [15]uint32
+	ConsumerWaiting   atomic.Uint32
+	_                 uint32
+	StatConsumerWakes atomic.Uint64 // 200: wakes of a sleeping consumer
+	_                 [6]uint64
 	// Line 4 (offset 256): futex word, 1 while a producer sleeps.
-	ProducerWaiting atomic.Uint32
-	_               [15]uint32
+	ProducerWaiting   atomic.Uint32
+	_                 uint32
+	StatProducerWakes atomic.Uint64 // 264: wakes of sleeping producers
+	_                 [6]uint64
 	// Line 5 (offset 320): lifecycle.
 	ConsumerToken atomic.Uint64 // 320: token of the consumer's process, 0 when none
 	ConsumerPid   atomic.Uint64 // 328: its PID, for operators only
@@ -188,7 +200,13 @@ type header struct {
 	Attaches      atomic.Uint32 // 340: incremented by each producer once it holds its slot
 	ProducersEver atomic.Uint32 // 344: 1 once a producer has begun to attach
 	Takeovers     atomic.Uint32 // 348: slots of dead producers taken over by new producers
-	_             [4]uint64     // 352
+	// Statistics of rare events (advisory, see stats.go).
+	StatReaped         atomic.Uint32 // 352: dead producers reaped by the consumer
+	StatConsumerTakes  atomic.Uint32 // 356: dead consumers replaced
+	StatRecovered      atomic.Uint32 // 360: dead claims turned into padding
+	StatCorruptions    atomic.Uint32 // 364: ends that saw corrupt data (once per end)
+	StatProducerSleeps atomic.Uint64 // 368: producer futex waits
+	StatConsumerSleeps atomic.Uint64 // 376: consumer futex waits
 }
 
 // slot is one producer's lifecycle record, at slotsOffset + i*slotSize.
@@ -197,7 +215,10 @@ type slot struct {
 	Pid        atomic.Uint64 // +8: its PID, for operators only
 	ClaimStart atomic.Uint64 // +16: position where the claim in progress starts
 	ClaimEnd   atomic.Uint64 // +24: position just past it; 0 when there is no claim
-	_          [4]uint64
+	// Statistics of the slot's producers (advisory, see stats.go).
+	StatCommitted uint64 // +32: messages committed through this slot
+	StatCommitB   uint64 // +40: their payload bytes
+	_             [2]uint64
 }
 
 const (
@@ -588,6 +609,7 @@ func align(n uint64) uint64 { return (n + recordAlign - 1) &^ (recordAlign - 1) 
 // wakeConsumer wakes the consumer if it sleeps. Called after publishing.
 func (r *Ring) wakeConsumer() {
 	if r.h.ConsumerWaiting.Load() != 0 && r.h.ConsumerWaiting.Swap(0) != 0 {
+		r.h.StatConsumerWakes.Add(1)
 		wake(&r.h.ConsumerWaiting, 1<<31-1)
 	}
 }
@@ -596,6 +618,7 @@ func (r *Ring) wakeConsumer() {
 // or closing.
 func (r *Ring) wakeProducers() {
 	if r.h.ProducerWaiting.Load() != 0 && r.h.ProducerWaiting.Swap(0) != 0 {
+		r.h.StatProducerWakes.Add(1)
 		wake(&r.h.ProducerWaiting, 1<<31-1)
 	}
 }

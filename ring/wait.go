@@ -38,8 +38,9 @@ type waitState struct {
 	e       *end
 	n       int
 	polling bool
-	watch   func() // before each sleep: watch peers that appeared (no system call unless one did)
-	soon    *bool  // while *soon, sleep at most soonSleep (a dead producer's claim is pending)
+	watch   func()         // before each sleep: watch peers that appeared (no system call unless one did)
+	soon    *bool          // while *soon, sleep at most soonSleep (a dead producer's claim is pending)
+	sleeps  *atomic.Uint64 // the statistics word counting this side's sleeps
 	wctx    context.Context
 	cancel  context.CancelFunc
 }
@@ -107,6 +108,7 @@ func (w *waitState) pause(ctx context.Context, word *atomic.Uint32, ready func()
 		// a dead one's claim, and its withdrawal wakes nobody.
 		timeout = min(timeout, soonSleep)
 	}
+	w.sleeps.Add(1)
 	wait(w.wctx, word, 1, timeout)
 	return false, ctx.Err()
 }

@@ -6,6 +6,7 @@
 // and futex and spin ping-pongs.
 //
 //	go run ./cmd/shmbench [-batches 3] [-sizes 64,1024,65536,1048576] [-deaths 20]
+//	go run ./cmd/shmbench -ab OTHER [-rounds 5] [-sizes 64]   (A/B against another build: ab.go)
 //
 // It ends with the time a blocked end takes to notice that its peer was
 // killed (SIGKILL to ErrPeerDead), in both directions.
@@ -60,6 +61,13 @@ func main() {
 		return
 	}
 	flag.Parse()
+	if *abPath != "" {
+		if err := runAB(); err != nil {
+			fmt.Fprintln(os.Stderr, "shmbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "shmbench:", err)
 		cleanup()

@@ -41,10 +41,16 @@ const (
 	rOffDataOff     = 40
 	rOffTail        = 64
 	rOffCommitted   = 72
+	rOffCommitB     = 80
+	rOffFullWaits   = 88
 	rOffHead        = 128
 	rOffReleased    = 136
+	rOffReleaseB    = 144
+	rOffEmptyWaits  = 152
 	rOffConsWaiting = 192
+	rOffConsWakes   = 200
 	rOffProdWaiting = 256
+	rOffProdWakes   = 264
 	rOffConsToken   = 320
 	rOffConsPid     = 328
 	rOffConsState   = 336
@@ -65,6 +71,7 @@ const (
 	rSlotClaimStart = 16
 	rSlotClaimEnd   = 24
 	rSlotMessages   = 32
+	rSlotBytes      = 40
 
 	rFlagMulti     = 1
 	rMinCapacity   = 64
@@ -109,21 +116,23 @@ README "Liveness"), never by the PID; the command name is shown only for a
 live end, since a dead one's PID may have been reused. A producer slot
 with a claim in progress shows it as [start,end).
 
-Messages in flight: on a single-producer ring, the producer's count of
-messages committed (offset 72) less the consumer's count released (136);
-"unknown" on a multi-producer ring and when the peers keep no counters (an
-implementation that predates them leaves them 0). "Records" counts the
+Messages in flight: the producers' count of messages committed (offset 72
+on a single-producer ring, the sum over the slots' offset 32 on a
+multi-producer one) less the consumer's count released (136); "unknown"
+when the peers keep no counters (an implementation that predates them
+leaves them 0) or the counts disagree. "Records" counts the
 records between H and T by walking their headers, when H stays put while
 they are read; a multi-producer ring shows claims not yet committed.
 Counters are advisory statistics, kept by the peers, never used by the
 protocol: producer takeovers (348), dead producers reaped (352), consumer
 takeovers (356), dead claims recovered (360), corruptions seen (364),
-producer and consumer sleeps (368, 376).
+blocking claims that found the ring full (88) and reads that found it
+empty (152), futex sleeps (368, 376) and wakes (264, 200) of each side.
 
 -watch samples the ring every -interval (default 1s) and shows messages
 and bytes per second into the ring (T, and the message counters: offset 72,
-or each producer slot's on a multi-producer ring, whose baseline restarts
-when the slot changes owner) and out of it (H and offset 136), and the
+or the producer slots' on a multi-producer ring, also each slot's rate)
+and out of it (H and offset 136), and the
 fill, as aeron-stat does. On a terminal it redraws the screen in place;
 otherwise it prints one line per sample, or with -json one JSON object per
 line. "?" (JSON null) is a message rate the counters cannot give. -n COUNT
@@ -133,7 +142,8 @@ JSON (without -watch) is one object with exact numbers: "name", "version",
 "multi_producer", "capacity", "max_message", "slots", "data_offset",
 "segment_size", "head", "tail", "fill", "fill_percent", "positions"
 ("consistent", "moving" or "corrupt"), "messages_committed",
-"messages_released", "messages_in_flight" (null when unknown), "records"
+"messages_released", "payload_bytes_committed", "payload_bytes_released",
+"messages_in_flight" (null when unknown), "records"
 (null when not counted), "consumer", "producers" (the slots in use),
 "consumer_sleeping", "producer_sleeping", "counters" and "problems".`,
 		run: runRing,
@@ -365,6 +375,10 @@ type ringCounters struct {
 	CorruptionsSeen     uint32 `json:"corruptions_seen"`
 	ProducerSleeps      uint64 `json:"producer_sleeps"`
 	ConsumerSleeps      uint64 `json:"consumer_sleeps"`
+	FullWaits           uint64 `json:"full_waits"`
+	EmptyWaits          uint64 `json:"empty_waits"`
+	ConsumerWakes       uint64 `json:"consumer_wakes"`
+	ProducerWakes       uint64 `json:"producer_wakes"`
 }
 
 // ringSnap is one look at a ring.
@@ -384,6 +398,8 @@ type ringSnap struct {
 	Positions        string       `json:"positions"` // "consistent", "moving", "corrupt"
 	Committed        uint64       `json:"messages_committed"`
 	Released         uint64       `json:"messages_released"`
+	CommittedBytes   uint64       `json:"payload_bytes_committed"`
+	ReleasedBytes    uint64       `json:"payload_bytes_released"`
 	InFlight         *uint64      `json:"messages_in_flight"`
 	InFlightNote     string       `json:"messages_in_flight_note,omitempty"`
 	Records          *ringRecords `json:"records"`
@@ -424,9 +440,15 @@ func (v *ringView) snapshot(walk bool) (*ringSnap, error) {
 	}
 	err := guard(func() {
 		s.at = time.Now()
-		s.Released = v.u64(rOffReleased) // before 72: released ≤ committed
+		// Released before committed: released ≤ committed on an honest
+		// ring, whose ends count a message before they publish it.
+		s.Released = v.u64(rOffReleased)
+		s.ReleasedBytes = v.u64(rOffReleaseB)
 		h, t, agreed := v.positions()
-		s.Committed = v.u64(rOffCommitted)
+		if !v.multi {
+			s.Committed = v.u64(rOffCommitted)
+			s.CommittedBytes = v.u64(rOffCommitB)
+		}
 		s.Head, s.Tail = h, t
 		switch {
 		case h%8 != 0 || t%8 != 0:
@@ -455,12 +477,10 @@ func (v *ringView) snapshot(walk bool) (*ringSnap, error) {
 		return nil, fmt.Errorf("%s: %w", v.name, err)
 	}
 	switch {
-	case v.multi:
-		s.InFlightNote = "unknown on a multi-producer ring (its producers count per slot, not per ring)"
 	case s.Committed < s.Released:
 		s.InFlightNote = fmt.Sprintf("unknown: counters disagree (%d committed, %d released)", s.Committed, s.Released)
 	case s.Committed == 0 && s.Tail != s.Head:
-		s.InFlightNote = "unknown: the peers keep no message counters (offsets 72 and 136 read 0)"
+		s.InFlightNote = "unknown: the peers keep no message counters (offsets 72, or slot offset 32, and 136 read 0)"
 	default:
 		n := s.Committed - s.Released
 		s.InFlight = &n
@@ -539,6 +559,12 @@ func (v *ringView) endsAndCounters(s *ringSnap) {
 		base := v.dataOffSlot(i)
 		tok := v.u64(base + rSlotToken)
 		end := v.u64(base + rSlotClaimEnd)
+		if v.multi {
+			// Every slot's counts, free ones too: each owner counts on
+			// from what the last one left (SPEC.md RING-33).
+			s.Committed += v.u64(base + rSlotMessages)
+			s.CommittedBytes += v.u64(base + rSlotBytes)
+		}
 		if tok == 0 && end == 0 {
 			continue
 		}
@@ -563,11 +589,10 @@ func (v *ringView) endsAndCounters(s *ringSnap) {
 		CorruptionsSeen:     v.u32(rOffCorrupt),
 		ProducerSleeps:      v.u64(rOffProdSleeps),
 		ConsumerSleeps:      v.u64(rOffConsSleeps),
-	}
-	if v.multi {
-		for _, p := range s.Producers {
-			s.Committed += p.Messages
-		}
+		FullWaits:           v.u64(rOffFullWaits),
+		EmptyWaits:          v.u64(rOffEmptyWaits),
+		ConsumerWakes:       v.u64(rOffConsWakes),
+		ProducerWakes:       v.u64(rOffProdWakes),
 	}
 }
 
@@ -638,7 +663,7 @@ func (s *ringSnap) write(w io.Writer) {
 	}
 	fmt.Fprintf(w, "Fill:        %d bytes (%.1f%%)%s\n", s.Fill, s.FillPercent, note)
 	if s.InFlight != nil {
-		fmt.Fprintf(w, "In flight:   %d messages (%d committed − %d released)\n", *s.InFlight, s.Committed, s.Released)
+		fmt.Fprintf(w, "In flight:   %d messages (%d committed − %d released; payload bytes %d in, %d out)\n", *s.InFlight, s.Committed, s.Released, s.CommittedBytes, s.ReleasedBytes)
 	} else {
 		fmt.Fprintf(w, "In flight:   %s\n", s.InFlightNote)
 	}
@@ -672,8 +697,9 @@ func (s *ringSnap) write(w io.Writer) {
 	fmt.Fprintf(w, "Sleeping:    consumer %s, producers %s\n", yesNo(s.ConsumerSleeping), yesNo(s.ProducerSleeping))
 	k := s.Counters
 	fmt.Fprintf(w, "Counters:    producer takeovers %d, dead producers reaped %d, consumer takeovers %d,\n", k.ProducerTakeovers, k.DeadProducersReaped, k.ConsumerTakeovers)
-	fmt.Fprintf(w, "             dead claims recovered %d, corruptions seen %d, producer sleeps %d, consumer sleeps %d\n",
-		k.DeadClaimsRecovered, k.CorruptionsSeen, k.ProducerSleeps, k.ConsumerSleeps)
+	fmt.Fprintf(w, "             dead claims recovered %d, corruptions seen %d,\n", k.DeadClaimsRecovered, k.CorruptionsSeen)
+	fmt.Fprintf(w, "             full waits %d, producer sleeps %d, producer wakes %d,\n", k.FullWaits, k.ProducerSleeps, k.ProducerWakes)
+	fmt.Fprintf(w, "             empty waits %d, consumer sleeps %d, consumer wakes %d\n", k.EmptyWaits, k.ConsumerSleeps, k.ConsumerWakes)
 	for _, p := range s.Problems {
 		fmt.Fprintf(w, "PROBLEM:     %s\n", p)
 	}
@@ -733,37 +759,29 @@ func rate(n int, prev, cur *ringSnap) ringSample {
 		r := per(out)
 		s.OutMsgsPerSec = &r
 	}
+	in := delta(prev.Committed, cur.Committed)
+	if in > 0 || cur.Tail == prev.Tail {
+		r := per(in)
+		s.InMsgsPerSec = &r
+	}
 	if !cur.MultiProducer {
-		in := delta(prev.Committed, cur.Committed)
-		if in > 0 || cur.Tail == prev.Tail {
-			r := per(in)
-			s.InMsgsPerSec = &r
-		}
 		return s
 	}
-	// Multi-producer: per slot, a baseline that restarts when the slot
-	// changes owner (the new owner counts from 0).
+	// Multi-producer: each slot's rate too. A new owner counts on from
+	// the last one's count (RING-33); a peer that restarts it from 0 gives
+	// that slot no rate for the sample.
 	old := map[int]ringEnd{}
 	for _, p := range prev.Producers {
 		old[*p.Index] = p
 	}
-	var total uint64
 	for _, p := range cur.Producers {
 		pr := ringRate{Index: *p.Index, Token: p.Token, PID: p.PID}
-		base := uint64(0)
-		if o, ok := old[*p.Index]; ok && o.Token == p.Token && o.Messages <= p.Messages {
-			base = o.Messages
-		}
-		if p.Token != 0 {
-			r := per(p.Messages - base)
+		o, ok := old[*p.Index]
+		if p.Token != 0 && (!ok || o.Messages <= p.Messages) {
+			r := per(p.Messages - o.Messages)
 			pr.MsgsPerSec = &r
-			total += p.Messages - base
 		}
 		s.Producers = append(s.Producers, pr)
-	}
-	if total > 0 || cur.Tail == prev.Tail {
-		r := per(total)
-		s.InMsgsPerSec = &r
 	}
 	return s
 }

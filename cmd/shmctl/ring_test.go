@@ -115,7 +115,10 @@ type ringJSON struct {
 	Multi      bool   `json:"multi_producer"`
 	Capacity   int64  `json:"capacity"`
 	Head, Tail int64
-	Fill       int64 `json:"fill"`
+	Fill       int64  `json:"fill"`
+	InFlight   *int64 `json:"messages_in_flight"`
+	Committed  int64  `json:"messages_committed"`
+	Bytes      int64  `json:"payload_bytes_committed"`
 	Records    struct {
 		Data int `json:"data"`
 	} `json:"records"`
@@ -155,6 +158,11 @@ func TestRingInspect(t *testing.T) {
 			want := int64(len(pids) * n * 112)
 			if r.Version != 2 || r.Multi != (slots > 1) || r.Capacity != 1<<16 || r.Tail-r.Head != want || r.Fill != want || r.Records.Data != len(pids)*n {
 				t.Errorf("ring -json = %+v; want version 2, capacity 65536, %d bytes and %d records in flight", r, want, len(pids)*n)
+			}
+			// The Go ring keeps the statistics words: the messages in
+			// flight are known exactly, on both kinds of ring.
+			if r.InFlight == nil || *r.InFlight != int64(len(pids)*n) || r.Committed != int64(len(pids)*n) || r.Bytes != int64(len(pids)*n*size) {
+				t.Errorf("ring -json: in flight %v, committed %d, payload %d; want %d messages of %d bytes", r.InFlight, r.Committed, r.Bytes, len(pids)*n, size)
 			}
 			var live []int
 			for _, p := range r.Producers {

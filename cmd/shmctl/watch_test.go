@@ -66,10 +66,11 @@ type watchSample struct {
 	InBytes  float64  `json:"in_bytes_per_sec"`
 	OutBytes float64  `json:"out_bytes_per_sec"`
 	InMsgs   *float64 `json:"in_msgs_per_sec"`
+	OutMsgs  *float64 `json:"out_msgs_per_sec"`
 }
 
-// -watch -n 3: the byte rates in and out are within 20% of the rate a
-// producer in another process sends at.
+// -watch -n 3: the byte and message rates in and out are within 20% of the
+// rate a producer in another process sends at.
 func TestWatchRates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: a timed test")
@@ -95,6 +96,11 @@ func TestWatchRates(t *testing.T) {
 		for what, got := range map[string]float64{"in": s.InBytes, "out": s.OutBytes} {
 			if got < 0.8*want || got > 1.2*want {
 				t.Errorf("sample %d: %s %.0f B/s, want %.0f ± 20%%", i+1, what, got, want)
+			}
+		}
+		for what, got := range map[string]*float64{"in": s.InMsgs, "out": s.OutMsgs} {
+			if got == nil || *got < 0.8*paceRate || *got > 1.2*paceRate {
+				t.Errorf("sample %d: %s %v msgs/s, want %d ± 20%%", i+1, what, got, paceRate)
 			}
 		}
 	}
