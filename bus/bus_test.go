@@ -565,3 +565,88 @@ func init() {
 		return 0
 	}
 }
+
+// TestReadStats: a producer process publishes on a lossless bus; a
+// subscriber here and one in another process hold it back. ReadStats sees
+// the count, both subscribers with their cursors, alive, and the killed
+// one dead.
+func TestReadStats(t *testing.T) {
+	const max = 64
+	seg, p := newBus(t, Config{Slots: 64, SlotSize: max, Subscribers: 4, Lossless: true})
+	s, err := Subscribe(seg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stall, sout := childtest.Start(t, "stall", seg.Name())
+	waitReady(t, sout)
+	buf := make([]byte, max)
+	for i := range uint64(10) {
+		m := buf[:msgSize(i, max)]
+		fill(m, i)
+		if err := p.Send(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 4 {
+		if _, err := s.Receive(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The child reads message 0 and holds it: its cursor stays at 0.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(sout.String(), "reading") && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	ro, err := shm.OpenFile(seg.Name(), os.O_RDONLY, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	st, err := ReadStats(ro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Published != 10 || !st.Lossless || st.Closed || !st.ProducerAlive || len(st.Subscribers) != 2 {
+		t.Fatalf("ReadStats = %+v", st)
+	}
+	behind := map[int]uint64{}
+	for _, sub := range st.Subscribers {
+		if !sub.Alive || !sub.Known {
+			t.Errorf("subscriber %+v: want alive and known", sub)
+		}
+		behind[sub.Entry] = sub.Behind
+	}
+	if behind[s.Entry()] != 6 {
+		t.Errorf("this process's subscriber %d behind %v, want 6: %+v", s.Entry(), behind[s.Entry()], st.Subscribers)
+	}
+	stall.Process.Kill()
+	stall.Wait()
+	p.Close()
+	st, err = ReadStats(ro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := 0
+	for _, sub := range st.Subscribers {
+		if !sub.Alive {
+			dead++
+			if sub.Behind != 10 {
+				t.Errorf("the killed subscriber: %+v, want 10 behind", sub)
+			}
+		}
+	}
+	if dead != 1 || !st.Closed {
+		t.Errorf("after the kill and Close: %+v, want one dead subscriber and closed", st)
+	}
+	// Not a bus.
+	plain, err := shm.Create(testName(t), 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	var pe *fs.PathError
+	if _, err := ReadStats(plain); !errors.Is(err, ErrNotBus) || !errors.As(err, &pe) {
+		t.Errorf("ReadStats of a plain segment = %v, want ErrNotBus in a *fs.PathError", err)
+	}
+}

@@ -30,4 +30,7 @@ func TestShrunkSegment(t *testing.T) {
 	if _, err := Subscribe(seg, nil); !errors.Is(err, syscall.EFAULT) {
 		t.Errorf("Subscribe on a shrunk bus = %v, want EFAULT", err)
 	}
+	if _, err := ReadStats(seg); !errors.Is(err, syscall.EFAULT) {
+		t.Errorf("ReadStats on a shrunk bus = %v, want EFAULT", err)
+	}
 }
