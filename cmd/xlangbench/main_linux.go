@@ -194,7 +194,16 @@ func (p peer) command(ctx context.Context, role, name string, size, n int) *exec
 		cmd = exec.CommandContext(ctx, exe, args[1:]...)
 		cmd.Env = append(os.Environ(), childEnv+"="+role)
 	}
+	return own(cmd)
+}
+
+// own makes cmd the leader of a process group that is killed whole when
+// ctx is done: the baseline forks its consumer, which would otherwise spin
+// on forever.
+func own(cmd *exec.Cmd) *exec.Cmd {
 	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
 	return cmd
 }
@@ -223,7 +232,12 @@ func pair(ctx context.Context, prod, cons peer, size, n int) (time.Duration, err
 	if err := cc.Start(); err != nil {
 		return 0, err
 	}
-	defer func() { _ = cc.Process.Kill(); _ = cc.Wait() }() // no-op once waited
+	defer func() {
+		if cc.ProcessState == nil { // not waited for: a failure on the way
+			_ = syscall.Kill(-cc.Process.Pid, syscall.SIGKILL)
+			_ = cc.Wait()
+		}
+	}()
 	br := bufio.NewReader(out)
 	if line, err := br.ReadString('\n'); line != "ready\n" {
 		return 0, fmt.Errorf("%s consumer: %q before ready (%v)", cons.lang, line, err)
@@ -246,9 +260,7 @@ func pair(ctx context.Context, prod, cons peer, size, n int) (time.Duration, err
 func baselineRun(ctx context.Context, bin string, size, n int) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout(n))
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "ring", strconv.Itoa(size), strconv.Itoa(n))
-	cmd.Stderr = os.Stderr
-	cmd.WaitDelay = time.Second
+	cmd := own(exec.CommandContext(ctx, bin, "ring", strconv.Itoa(size), strconv.Itoa(n)))
 	out, err := cmd.Output()
 	if err != nil {
 		return 0, fmt.Errorf("baseline ring: %w", err)
@@ -387,7 +399,9 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "xlangbench-")
+	// The directory's name, like the rings', has this process's ID in it,
+	// so every child's command line says whose it is.
+	dir, err := os.MkdirTemp("", fmt.Sprintf("xlangbench-%d-", os.Getpid()))
 	if err != nil {
 		return err
 	}
