@@ -1337,7 +1337,10 @@ static inline int shm_ring_producer_attach(shm_ring *r, shm_ring_producer *p, in
 		if (!contended) break;
 	}
 	if (!got) return -EBUSY;
-	atomic_store(shm__rslot(r, p->slot, SHM__S_COUNT), 0);
+	/* Statistics (RING-33): count on from what the last producer of the slot
+	 * (multi-producer) or of the ring left. */
+	p->count = atomic_load_explicit(r->multi ? shm__rslot(r, p->slot, SHM__S_COUNT) : shm__r64(r, SHM__O_COMMITTED),
+	                                memory_order_relaxed);
 	shm__ring_wake(shm__r32(r, SHM__O_CWAIT));
 	if (takeover) atomic_fetch_add(shm__r32(r, SHM__O_PTAKEOVERS), 1);
 	atomic_store(shm__rslot(r, p->slot, SHM__S_PID), (uint64_t)getpid());
@@ -1742,6 +1745,7 @@ static inline int shm_ring_consumer_attach(shm_ring *r, shm_ring_consumer *c, in
 	if (!got) return -EBUSY;
 	atomic_store(shm__r64(r, SHM__O_CPID), (uint64_t)getpid());
 	atomic_store(shm__r32(r, SHM__O_CSTATE), 1);
+	c->count = atomic_load_explicit(shm__r64(r, SHM__O_RELEASED), memory_order_relaxed); /* RING-33: count on */
 	c->attached = 1;
 	c->last_check = shm__now_ns();
 	uint64_t h = atomic_load(shm__r64(r, SHM__O_HEAD));
