@@ -2,10 +2,13 @@ package ring
 
 import (
 	"errors"
+	"fmt"
 	"math/rand"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 )
 
@@ -14,26 +17,52 @@ import (
 // python/tests/ringpeer.py and the same messages (pyMessage); skipped when gcc
 // is missing.
 
-// cRingPeer builds c/tests/ringpeer.c into a temporary directory.
+var cPeerBuild struct {
+	once sync.Once
+	dir  string
+	exe  string
+	err  error
+}
+
+func init() {
+	harness.AfterRun = append(harness.AfterRun, func() {
+		if cPeerBuild.dir != "" {
+			os.RemoveAll(cPeerBuild.dir)
+		}
+	})
+}
+
+// cRingPeer builds c/tests/ringpeer.c into a temporary directory, once per
+// test binary.
 func cRingPeer(t *testing.T) string {
 	t.Helper()
 	gcc, err := exec.LookPath("gcc")
 	if err != nil {
 		t.Skip("gcc not found")
 	}
-	src, err := filepath.Abs(filepath.Join("..", "c", "tests", "ringpeer.c"))
-	if err != nil {
-		t.Fatal(err)
+	b := &cPeerBuild
+	b.once.Do(func() {
+		src, err := filepath.Abs(filepath.Join("..", "c", "tests", "ringpeer.c"))
+		if err != nil {
+			b.err = err
+			return
+		}
+		if b.dir, b.err = os.MkdirTemp("", "ringpeer-c-"); b.err != nil {
+			return
+		}
+		b.exe = filepath.Join(b.dir, "ringpeer")
+		args := []string{"-std=c11", "-Wall", "-Wextra", "-Werror", "-Wpedantic", "-O2", "-fsanitize=address,undefined", "-o", b.exe, src}
+		if runtime.GOOS == "linux" {
+			args = append(args, "-lrt")
+		}
+		if out, err := exec.Command(gcc, args...).CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("gcc %v: %v\n%s", args, err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	exe := filepath.Join(t.TempDir(), "ringpeer")
-	args := []string{"-std=c11", "-Wall", "-Wextra", "-Werror", "-Wpedantic", "-O2", "-fsanitize=address,undefined", "-o", exe, src}
-	if runtime.GOOS == "linux" {
-		args = append(args, "-lrt")
-	}
-	if out, err := exec.Command(gcc, args...).CombinedOutput(); err != nil {
-		t.Fatalf("gcc %v: %v\n%s", args, err, out)
-	}
-	return exe
+	return b.exe
 }
 
 // TestCRingConsumesGo: Go sends 200,000 messages of random sizes (by copy,

@@ -163,9 +163,13 @@ def test_shared_memory_interop(name):
 def test_python_peers(name, zerocopy):
     shm.Ring.create(name, 1 << 14, 1024, producers=3).close()
     extra = ["zerocopy"] if zerocopy else []
-    cons = peer("consume", name, 3, 2000, 7, 1024, *extra)
-    time.sleep(0.3)
+    # Producers first: 6000 messages of up to 1 KiB fill the 16 KiB ring at
+    # once, so all three are attached (blocked, full) before the consumer
+    # starts. A consumer started first could see the first producer finish
+    # and close before the next one attached, and take that for the end.
     prods = [peer("produce", name, i, 2000, 7, 1024, *extra) for i in range(3)]
+    time.sleep(0.5)
+    cons = peer("consume", name, 3, 2000, 7, 1024, *extra)
     for p in prods:
         assert p.wait(60) == 0
     out, _ = cons.communicate(timeout=60)
