@@ -120,6 +120,14 @@ func TestStatsMultiProducer(t *testing.T) {
 		startChild(t, "sendmp", r.Name(), fmt.Sprint(n), fmt.Sprint(max), fmt.Sprint(id))
 		want += payloadSum(uint64(id), n, max)
 	}
+	// Read only once all three hold a slot: they fill the 4 KiB ring at
+	// once and wait, so none can finish and close before the others
+	// attached, which the consumer would take for the end (io.EOF).
+	for deadline := time.Now().Add(30 * time.Second); mustStats(t, r).Producers < procs; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("producers did not attach: %+v", mustStats(t, r))
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	buf := make([]byte, max)
