@@ -17,52 +17,55 @@ import (
 // python/tests/ringpeer.py and the same messages (pyMessage); skipped when gcc
 // is missing.
 
-var cPeerBuild struct {
+// A peerBuild builds one peer program once per test binary, into a
+// temporary directory removed when the suite ends.
+type peerBuild struct {
 	once sync.Once
 	dir  string
 	exe  string
 	err  error
 }
 
-func init() {
-	harness.AfterRun = append(harness.AfterRun, func() {
-		if cPeerBuild.dir != "" {
-			os.RemoveAll(cPeerBuild.dir)
+// get returns the program, building it on first use with build(exe).
+func (b *peerBuild) get(t *testing.T, build func(exe string) error) string {
+	t.Helper()
+	b.once.Do(func() {
+		if b.dir, b.err = os.MkdirTemp("", "ringpeer-"); b.err != nil {
+			return
 		}
+		harness.AfterRun = append(harness.AfterRun, func() { os.RemoveAll(b.dir) })
+		b.exe = filepath.Join(b.dir, "ringpeer")
+		b.err = build(b.exe)
 	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.exe
 }
 
-// cRingPeer builds c/tests/ringpeer.c into a temporary directory, once per
-// test binary.
+var cPeerBuild peerBuild
+
+// cRingPeer builds c/tests/ringpeer.c, once per test binary.
 func cRingPeer(t *testing.T) string {
 	t.Helper()
 	gcc, err := exec.LookPath("gcc")
 	if err != nil {
 		t.Skip("gcc not found")
 	}
-	b := &cPeerBuild
-	b.once.Do(func() {
+	return cPeerBuild.get(t, func(exe string) error {
 		src, err := filepath.Abs(filepath.Join("..", "c", "tests", "ringpeer.c"))
 		if err != nil {
-			b.err = err
-			return
+			return err
 		}
-		if b.dir, b.err = os.MkdirTemp("", "ringpeer-c-"); b.err != nil {
-			return
-		}
-		b.exe = filepath.Join(b.dir, "ringpeer")
-		args := []string{"-std=c11", "-Wall", "-Wextra", "-Werror", "-Wpedantic", "-O2", "-fsanitize=address,undefined", "-o", b.exe, src}
+		args := []string{"-std=c11", "-Wall", "-Wextra", "-Werror", "-Wpedantic", "-O2", "-fsanitize=address,undefined", "-o", exe, src}
 		if runtime.GOOS == "linux" {
 			args = append(args, "-lrt")
 		}
 		if out, err := exec.Command(gcc, args...).CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("gcc %v: %v\n%s", args, err, out)
+			return fmt.Errorf("gcc %v: %v\n%s", args, err, out)
 		}
+		return nil
 	})
-	if b.err != nil {
-		t.Fatal(b.err)
-	}
-	return b.exe
 }
 
 // TestCRingConsumesGo: Go sends 200,000 messages of random sizes (by copy,

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,43 +26,22 @@ import (
 // A lang is one of the three peers: "go", "c" or "py".
 type lang string
 
-var goPeerBuild struct {
-	once sync.Once
-	dir  string
-	exe  string
-	err  error
-}
+var goPeerBuild peerBuild
 
-func init() {
-	harness.AfterRun = append(harness.AfterRun, func() {
-		if goPeerBuild.dir != "" {
-			os.RemoveAll(goPeerBuild.dir)
-		}
-	})
-}
-
-// goRingPeer builds internal/ringpeer once per test binary.
+// goRingPeer builds internal/ringpeer, once per test binary.
 func goRingPeer(t *testing.T) string {
 	t.Helper()
 	gotool, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("go command not found")
 	}
-	b := &goPeerBuild
-	b.once.Do(func() {
-		if b.dir, b.err = os.MkdirTemp("", "ringpeer-go-"); b.err != nil {
-			return
-		}
-		b.exe = filepath.Join(b.dir, "ringpeer")
-		out, err := exec.Command(gotool, "build", "-o", b.exe, "github.com/mindmeld-go/shm/internal/ringpeer").CombinedOutput()
+	return goPeerBuild.get(t, func(exe string) error {
+		out, err := exec.Command(gotool, "build", "-o", exe, "github.com/mindmeld-go/shm/internal/ringpeer").CombinedOutput()
 		if err != nil {
-			b.err = fmt.Errorf("go build ./internal/ringpeer: %v\n%s", err, out)
+			return fmt.Errorf("go build ./internal/ringpeer: %v\n%s", err, out)
 		}
+		return nil
 	})
-	if b.err != nil {
-		t.Fatal(b.err)
-	}
-	return b.exe
 }
 
 // peerArgv returns the command line that starts the peer of language l.
