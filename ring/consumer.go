@@ -20,7 +20,7 @@ type Consumer struct {
 	deadPending   bool     // a dead producer's slot waits for its claim to be passed
 	lastCheck     time.Time
 	// Statistics (stats.go): messages and payload bytes released, counted
-	// on from what the previous consumer left; stored after each release.
+	// on from what the previous consumer left; stored with each release.
 	released, releasedBytes uint64
 	pendingN                uint64 // payload bytes of the pending message
 }

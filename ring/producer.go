@@ -21,7 +21,7 @@ type Producer struct {
 	claimEnd uint64 // single producer: tail after it
 	// Statistics (stats.go): messages and payload bytes committed through
 	// our slot or, on a single-producer ring, the header, counted on from
-	// what the previous producer left; stored after each commit.
+	// what the previous producer left; stored with each commit.
 	sent, sentBytes uint64
 	statMsgs        *uint64
 	statBytes       *uint64
