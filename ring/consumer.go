@@ -85,7 +85,8 @@ func (c *Consumer) attach() error {
 	c.released, c.releasedBytes = loadStat(&h.StatReleased), loadStat(&h.StatReleaseB)
 	if r.multi && head != tail {
 		// Finish a release a killed predecessor left half done (see
-		// unblock); an error here shows again at the first read.
+		// unblock); an error here shows again at the first read (whenEmpty
+		// runs recoverHead at each look).
 		c.unblock()
 	}
 	r.wakeProducers() // a producer may wait for a consumer's state to change
@@ -445,6 +446,15 @@ func (c *Consumer) whenEmpty() error {
 			return err
 		}
 	}
+	if r.multi {
+		// A record at the head that no slot's claim covers is acted on at
+		// once: unannounced and claimed it is corrupt, a run of zeros is
+		// a killed consumer's release. One that a slot covers waits for
+		// its claimant or, if that one died, for checkProducers.
+		if err := c.recoverHead(false); err != nil {
+			return err
+		}
+	}
 	for t := h.Takeovers.Load(); t != c.takeoversSeen && len(c.deaths) < maxProducers; c.takeoversSeen++ {
 		c.deaths = append(c.deaths, h.Tail.Load())
 	}
@@ -535,13 +545,23 @@ func (c *Consumer) checkProducers() error {
 // was claimed (the tail moved past it) but is not committed. The producer
 // that claimed it announced the claim's extent in its slot before moving
 // the tail and withdraws it only after committing, so some slot's claim
-// covers the head. If the process of any slot whose claim covers the head
+// covers the head; where none does, a negated length is corrupt and a run
+// of zeros is a killed consumer's release, padded. If the process of any slot whose claim covers the head
 // lives, it may be the claimant, still writing: wait. Otherwise the
 // claimant died, and the record becomes padding: as long as its header
 // says, if the claimant wrote it, or else up to the nearest end of a
 // covering claim (the claimant wrote nothing there: it writes the header
 // first, and everything a dead process wrote is visible).
-func (c *Consumer) unblock() error {
+func (c *Consumer) unblock() error { return c.recoverHead(true) }
+
+// recoverHead is unblock. Without ask it does not ask whether the processes
+// of covering slots live (a system call each) and takes every covering
+// slot for a live claimant's: it then acts only where no slot covers the
+// head. That needs no question: the tail is read before the slots, so the
+// claimant of a record below it has announced its claim (RING-16), and it
+// withdraws the announcement only after its commit (or padding) is stored,
+// which the header load after the slots then sees.
+func (c *Consumer) recoverHead(ask bool) error {
 	r := c.r
 	head := c.head
 	t := r.h.Tail.Load()
@@ -572,7 +592,7 @@ func (c *Consumer) unblock() error {
 		if e == 0 || start > head || e <= head {
 			continue
 		}
-		if r.alive(s.Token.Load()) {
+		if !ask || r.alive(s.Token.Load()) {
 			return nil
 		}
 		covered = true
