@@ -1049,6 +1049,7 @@ static inline int shm_recv_segment(int sock, shm_seg *seg, size_t max_size, int 
 #define SHM__R_SLEEP_NS 100000000ll /* a futex sleep lasts at most this */
 #define SHM__R_SPINS 2000
 #define SHM__R_YIELDS 50
+#define SHM__R_HOLD_NS 1000ll       /* see shm__ring_hold */
 
 /* header offsets */
 enum {
@@ -1085,6 +1086,7 @@ typedef struct shm_ring_producer {
 	uint64_t head;        /* last H seen */
 	uint64_t count;       /* messages committed (statistics) */
 	int64_t last_check;
+	int streak;           /* the last claim found room at once */
 } shm_ring_producer;
 
 typedef struct shm_ring_consumer {
@@ -1097,6 +1099,7 @@ typedef struct shm_ring_consumer {
 	uint64_t rd_len;      /* payload length of the pending read */
 	uint64_t count;       /* messages released (statistics) */
 	int64_t last_check;
+	int streak;           /* the last read found a message at once */
 } shm_ring_consumer;
 
 static inline int shm_ring_producer_close(shm_ring_producer *p);
@@ -1503,6 +1506,22 @@ static inline void shm__cpu_relax(void) {
 #endif
 }
 
+/* shm__ring_hold is the first pause of an end that was keeping up (its
+ * previous call found what it needed at once) and now finds nothing: it
+ * leaves the ring's shared lines alone for SHM__R_HOLD_NS before it looks
+ * again. Looking at once would take the tail's (or head's) line and the
+ * record's back from the peer after each message, and the peer's publishing
+ * store, seq-cst (RING-25), then waits for that line every time; after a
+ * hold the peer has published a run of messages into lines it owns, and
+ * this end takes them in one go. An end that had to wait on its last call
+ * (a request and its answer) looks at once: no latency is added there. */
+static inline void shm__ring_hold(int64_t timeout_ns) {
+	int64_t d = timeout_ns >= 0 && timeout_ns < SHM__R_HOLD_NS ? timeout_ns : SHM__R_HOLD_NS;
+	int64_t t0 = shm__now_ns();
+	do shm__cpu_relax();
+	while (shm__now_ns() - t0 < d);
+}
+
 static inline int shm__ring_claim(shm_ring_producer *p, size_t n, int64_t timeout_ns) {
 	shm_ring *r = p->r;
 	if (!p->attached || r->base == NULL) return -EBADF;
@@ -1512,6 +1531,8 @@ static inline int shm__ring_claim(shm_ring_producer *p, size_t n, int64_t timeou
 	int rc = shm__ring_consumer_gone(p, 0);
 	if (rc < 0) return rc;
 	rc = shm__ring_try_claim(p, n);
+	int streak = p->streak;
+	p->streak = rc == 0;
 	if (rc != -EAGAIN) return rc;
 	if (timeout_ns == 0) {
 		int64_t now = shm__now_ns();
@@ -1525,6 +1546,7 @@ static inline int shm__ring_claim(shm_ring_producer *p, size_t n, int64_t timeou
 	shm__rwait w;
 	shm__rwait_init(&w, timeout_ns);
 	_Atomic uint32_t *pw = shm__r32(r, SHM__O_PWAIT);
+	if (streak) shm__ring_hold(timeout_ns);
 	for (;;) {
 		int64_t now = 0;
 		if (w.spins < SHM__R_SPINS) {
@@ -1859,6 +1881,8 @@ static inline int shm__ring_next(shm_ring_consumer *c, uint64_t *len, int64_t ti
 	if (c->corrupt) return SHM_ECORRUPT;
 	if (c->reading) return -EINVAL;
 	int rc = shm__ring_poll(c, len);
+	int streak = c->streak;
+	c->streak = rc == 0;
 	if (rc <= 0 && rc != -EAGAIN) return rc;
 	if (timeout_ns == 0) {
 		int64_t now = shm__now_ns();
@@ -1871,6 +1895,7 @@ static inline int shm__ring_next(shm_ring_consumer *c, uint64_t *len, int64_t ti
 	shm__rwait w;
 	shm__rwait_init(&w, timeout_ns);
 	_Atomic uint32_t *cw = shm__r32(r, SHM__O_CWAIT);
+	if (streak) shm__ring_hold(timeout_ns);
 	for (;;) {
 		int64_t now = 0;
 		int stuck = rc == 1;
