@@ -1522,12 +1522,10 @@ static inline void shm__ring_hold(int64_t timeout_ns) {
 	while (shm__now_ns() - t0 < d);
 }
 
-static inline int shm__ring_claim(shm_ring_producer *p, size_t n, int64_t timeout_ns) {
+/* The claim of shm__ring_claim past its common case: padding, a fresh H,
+ * waiting, errors. Kept out of line so that the common case stays small. */
+__attribute__((noinline)) static int shm__ring_claim_slow(shm_ring_producer *p, size_t n, int64_t timeout_ns) {
 	shm_ring *r = p->r;
-	if (!p->attached || r->base == NULL) return -EBADF;
-	if (p->corrupt) return SHM_ECORRUPT;
-	if (p->claimed) return -EINVAL;
-	if (n > r->max_msg) return SHM_ETOOLARGE;
 	int rc = shm__ring_consumer_gone(p, 0);
 	if (rc < 0) return rc;
 	rc = shm__ring_try_claim(p, n);
@@ -1584,6 +1582,29 @@ static inline int shm__ring_claim(shm_ring_producer *p, size_t n, int64_t timeou
 			if (now >= w.end) return -ETIMEDOUT;
 		}
 	}
+}
+
+static inline int shm__ring_claim(shm_ring_producer *p, size_t n, int64_t timeout_ns) {
+	shm_ring *r = p->r;
+	if (!p->attached || r->base == NULL) return -EBADF;
+	if (p->corrupt) return SHM_ECORRUPT;
+	if (p->claimed) return -EINVAL;
+	if (n > r->max_msg) return SHM_ETOOLARGE;
+	if (!r->multi) {
+		/* step 6's common case: the consumer attached or not yet, and the
+		 * record fits before the end, in the room the cached H shows. */
+		uint64_t t = p->tail, rec = shm__ralign(8 + n);
+		if (rec <= r->cap - (t & r->mask) && rec <= r->cap - (t - p->head) &&
+		    atomic_load_explicit(shm__r32(r, SHM__O_CSTATE), memory_order_relaxed) != 2) {
+			p->claimed = 1;
+			p->cl_start = t;
+			p->cl_pos = t;
+			p->cl_n = n;
+			p->streak = 1;
+			return 0;
+		}
+	}
+	return shm__ring_claim_slow(p, n, timeout_ns);
 }
 
 /* shm_ring_claim reserves n bytes for a message and points *buf at them, in
@@ -1875,11 +1896,11 @@ static inline int shm__ring_consumer_look(shm_ring_consumer *c, int stuck, int f
 	return 0;
 }
 
-static inline int shm__ring_next(shm_ring_consumer *c, uint64_t *len, int64_t timeout_ns) {
+/* The read of shm__ring_next past its common case: padding, validation
+ * errors, waiting, peers. Kept out of line so that the common case stays
+ * small. */
+__attribute__((noinline)) static int shm__ring_next_slow(shm_ring_consumer *c, uint64_t *len, int64_t timeout_ns) {
 	shm_ring *r = c->r;
-	if (!c->attached || r->base == NULL) return -EBADF;
-	if (c->corrupt) return SHM_ECORRUPT;
-	if (c->reading) return -EINVAL;
 	int rc = shm__ring_poll(c, len);
 	int streak = c->streak;
 	c->streak = rc == 0;
@@ -1940,6 +1961,36 @@ static inline int shm__ring_next(shm_ring_consumer *c, uint64_t *len, int64_t ti
 			if (now >= w.end) return -ETIMEDOUT;
 		}
 	}
+}
+
+static inline int shm__ring_next(shm_ring_consumer *c, uint64_t *len, int64_t timeout_ns) {
+	shm_ring *r = c->r;
+	if (!c->attached || r->base == NULL) return -EBADF;
+	if (c->corrupt) return SHM_ECORRUPT;
+	if (c->reading) return -EINVAL;
+	if (!r->multi) {
+		/* step 9's common case: a valid message at H, below the cached T or
+		 * the T loaded now; anything else is the slow path's. */
+		uint64_t h = c->head, t = c->tail;
+		if (t == h) {
+			t = atomic_load_explicit(shm__r64(r, SHM__O_TAIL), memory_order_acquire);
+			if (!shm__ring_sane(r, h, t)) return shm__ccorrupt(c);
+			c->tail = t;
+		}
+		if (t != h) {
+			uint64_t w = atomic_load_explicit(shm__rrec(r, h), memory_order_acquire);
+			int32_t l = (int32_t)(uint32_t)w;
+			if ((uint32_t)(w >> 32) == SHM__R_DATA && l >= 8 && (uint64_t)l - 8 <= r->max_msg) {
+				uint64_t a = shm__ralign((uint64_t)l);
+				if (a <= t - h && (h & r->mask) + a <= r->cap) {
+					*len = (uint64_t)l - 8;
+					c->streak = 1;
+					return 0;
+				}
+			}
+		}
+	}
+	return shm__ring_next_slow(c, len, timeout_ns);
 }
 
 /* shm_ring_read returns the next message in place (zero-copy): *msg is valid
