@@ -316,18 +316,17 @@ func (c *Consumer) read(ctx context.Context, block bool) ([]byte, error) {
 			c.r.h.StatEmptyWaits.Add(1)
 			w = &waitState{e: &c.end, polling: c.r.polling, sleeps: &c.r.h.StatConsumerSleeps, watch: c.watchProducers, soon: &c.deadPending}
 		}
-		n := w.n
-		check, err := w.pause(ctx, &c.r.h.ConsumerWaiting, c.ready)
+		st, err := w.pause(ctx, &c.r.h.ConsumerWaiting, c.ready)
 		if err != nil {
 			return nil, err
 		}
-		if check {
+		if st != pollAgain {
 			look = true
+		}
+		if st == lookPeers {
 			if err := c.checkProducers(); err != nil {
 				return nil, err
 			}
-		} else if n >= spinIters+yieldIters && !c.r.polling {
-			look = true // it slept
 		}
 	}
 }
@@ -425,16 +424,31 @@ func (c *Consumer) poll() (msg []byte, ok bool, err error) {
 	return nil, false, nil
 }
 
-// ready reports whether poll may find something; it runs after the
-// consumer announced it will sleep. Producers that attach or close store 0
-// in the waiting word and wake it, so their changes need no test here.
+// ready reports whether poll may find something, or whenEmpty io.EOF; it
+// runs after the consumer announced it will sleep. A producer that closes
+// stores 0 in the waiting word and wakes it after it frees its slot, but
+// that store may come before our announcement: only this look at the
+// slots, after it, sees the last producer gone (Dekker's pattern, RING-25).
+// A producer that attaches wakes us after it takes its slot; a sleep that
+// misses it only delays our watch on it.
 func (c *Consumer) ready() bool {
 	r, h := c.r, c.r.h
 	if r.multi {
-		length, _ := unpack(r.words[(c.head&r.mask)/8].Load())
-		return length > 0
+		if length, _ := unpack(r.words[(c.head&r.mask)/8].Load()); length > 0 {
+			return true
+		}
+	} else if h.Tail.Load() != c.head {
+		return true
 	}
-	return h.Tail.Load() != c.head
+	if h.ProducersEver.Load() == 0 {
+		return false
+	}
+	for i := range r.slots {
+		if r.slots[i].Token.Load() != 0 {
+			return false
+		}
+	}
+	return h.Tail.Load() == c.head
 }
 
 // whenEmpty runs when poll found nothing. It reports producers that died

@@ -358,11 +358,11 @@ func (p *Producer) claim(ctx context.Context, n int, block bool) ([]byte, error)
 			r.h.StatFullWaits.Add(1)
 			w = &waitState{e: &p.end, polling: r.polling, sleeps: &r.h.StatProducerSleeps, watch: func() { p.watchPeer(0, r.h.ConsumerToken.Load()) }}
 		}
-		check, err := w.pause(ctx, &r.h.ProducerWaiting, func() bool { return p.ready(size) })
+		st, err := w.pause(ctx, &r.h.ProducerWaiting, func() bool { return p.ready(size) })
 		if err != nil {
 			return nil, err
 		}
-		if check {
+		if st == lookPeers {
 			if err := r.checkSize(); err != nil {
 				return nil, err
 			}

@@ -52,30 +52,45 @@ func (w *waitState) done() {
 	}
 }
 
+// A step is what pause tells its caller to do next.
+type step int
+
+const (
+	pollAgain step = iota // it spun or yielded: poll again
+	lookAgain             // it slept, or found ready, or polled 1024 times: look at everything again, the peers' states included
+	lookPeers             // lookAgain, and ask whether the peers live
+)
+
 // pause waits a little for the condition ready reports, announcing the
 // sleep in word first so that the peer wakes us. It returns ctx's error
 // once ctx is done, and an error matching fs.ErrClosed once the end is
-// closing. check says that the caller should look at its peers now.
-func (w *waitState) pause(ctx context.Context, word *atomic.Uint32, ready func() bool) (check bool, err error) {
+// closing.
+//
+// A peer that changes what the caller waits for (its state, not a
+// position: a producer's close, say) wakes it only if the caller looks
+// after it announced its sleep, so ready must test those changes too, and
+// after any sleep the caller must look again at everything (lookAgain):
+// the wake that ended this sleep may have been the last one coming.
+func (w *waitState) pause(ctx context.Context, word *atomic.Uint32, ready func() bool) (step, error) {
 	w.n++
 	if w.n < spinIters {
-		return false, nil
+		return pollAgain, nil
 	}
 	if err := ctx.Err(); err != nil {
-		return false, err
+		return pollAgain, err
 	}
 	e := w.e
 	if e.closing.Load() {
-		return false, e.errClosed()
+		return pollAgain, e.errClosed()
 	}
 	if w.polling {
 		if w.n%1024 != 0 {
-			return false, nil
+			return pollAgain, nil
 		}
 		runtime.Gosched()
 	} else if w.n < spinIters+yieldIters {
 		runtime.Gosched()
-		return false, nil
+		return pollAgain, nil
 	}
 	// About to sleep (or, polling, every 1024 polls): look at the peers
 	// first if one was reported gone, before the first sleep, and every
@@ -83,23 +98,23 @@ func (w *waitState) pause(ctx context.Context, word *atomic.Uint32, ready func()
 	now := time.Now()
 	if e.event.Swap(false) || e.checked.IsZero() || now.Sub(e.checked) >= sleepMax {
 		e.checked = now
-		return true, nil
+		return lookPeers, nil
 	}
 	if w.watch != nil {
 		w.watch()
 	}
 	if w.polling {
-		return false, nil
+		return lookAgain, nil
 	}
 	if w.wctx == nil || w.wctx.Err() != nil {
 		w.wctx, w.cancel = e.waitCtx(ctx)
 		if e.event.Load() || e.closing.Load() {
-			return false, nil // seen at the next pause
+			return pollAgain, nil // seen at the next pause
 		}
 	}
 	word.Store(1)
 	if ready() {
-		return false, nil
+		return lookAgain, nil
 	}
 	timeout := sleepMax - now.Sub(e.checked)
 	if w.soon != nil && *w.soon {
@@ -110,5 +125,5 @@ func (w *waitState) pause(ctx context.Context, word *atomic.Uint32, ready func()
 	}
 	w.sleeps.Add(1)
 	wait(w.wctx, word, 1, timeout)
-	return false, ctx.Err()
+	return lookAgain, ctx.Err()
 }
