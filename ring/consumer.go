@@ -560,12 +560,13 @@ func (c *Consumer) checkProducers() error {
 // that claimed it announced the claim's extent in its slot before moving
 // the tail and withdraws it only after committing, so some slot's claim
 // covers the head; where none does, a negated length is corrupt and a run
-// of zeros is a killed consumer's release, padded. If the process of any slot whose claim covers the head
-// lives, it may be the claimant, still writing: wait. Otherwise the
-// claimant died, and the record becomes padding: as long as its header
-// says, if the claimant wrote it, or else up to the nearest end of a
-// covering claim (the claimant wrote nothing there: it writes the header
-// first, and everything a dead process wrote is visible).
+// of zeros is a killed consumer's release, padded. If the process of any
+// slot whose claim covers the head lives, it may be the claimant, still
+// writing: wait. Otherwise the claimant died, and the record becomes
+// padding: as long as its header says, if the claimant wrote it, or else
+// up to the nearest end of a covering claim (the claimant wrote nothing
+// there: it writes the header first, and everything a dead process wrote
+// is visible).
 func (c *Consumer) unblock() error { return c.recoverHead(true) }
 
 // recoverHead is unblock. Without ask it does not ask whether the processes
