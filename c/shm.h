@@ -1560,6 +1560,11 @@ __attribute__((noinline)) static int shm__ring_claim_slow(shm_ring_producer *p, 
 			atomic_thread_fence(memory_order_seq_cst); /* step 11: Dekker with the H store */
 			rc = shm__ring_try_claim(p, n);
 			if (rc != -EAGAIN) return rc;
+			/* RING-23's re-check includes consumer_state: a close stores it
+			 * before its store 0 in producer_waiting, which may precede our
+			 * store 1; then only this load sees the close. */
+			rc = shm__ring_consumer_gone(p, 0);
+			if (rc < 0) return rc;
 			now = shm__now_ns();
 			int64_t left = w.end - now, d = SHM__R_SLEEP_NS;
 			if (left < d) d = left;
@@ -1934,7 +1939,11 @@ __attribute__((noinline)) static int shm__ring_next_slow(shm_ring_consumer *c, u
 			atomic_store(cw, 1);
 			atomic_thread_fence(memory_order_seq_cst); /* step 11: Dekker with the T/header store */
 			rc = shm__ring_poll(c, len);
-			if (rc <= 0 && rc != -EAGAIN) { atomic_store(cw, 0); return rc; }
+			if (rc <= 0 && rc != -EAGAIN) return rc; /* the word stays 1 (RING-23) */
+			/* The last producer's close frees its slot before its store 0 in
+			 * consumer_waiting, which may precede our store 1; then only this
+			 * look at the slots sees the end of the stream. */
+			if (rc == -EAGAIN && shm__ring_eof(c)) return SHM_EOF;
 			now = shm__now_ns();
 			int64_t left = w.end - now, d = SHM__R_SLEEP_NS;
 			if (left < d) d = left;
