@@ -1054,13 +1054,13 @@ static inline int shm_recv_segment(int sock, shm_seg *seg, size_t max_size, int 
 /* header offsets */
 enum {
 	SHM__O_MAGIC = 0, SHM__O_VERSION = 8, SHM__O_FLAGS = 12, SHM__O_CAP = 16, SHM__O_MAXMSG = 24,
-	SHM__O_SLOTS = 32, SHM__O_DOFF = 40, SHM__O_TAIL = 64, SHM__O_COMMITTED = 72, SHM__O_HEAD = 128,
-	SHM__O_RELEASED = 136, SHM__O_CWAIT = 192, SHM__O_PWAIT = 256, SHM__O_CTOK = 320,
+	SHM__O_SLOTS = 32, SHM__O_DOFF = 40, SHM__O_TAIL = 64, SHM__O_COMMITTED = 72, SHM__O_CBYTES = 80, SHM__O_FULLWAITS = 88, SHM__O_HEAD = 128,
+	SHM__O_RELEASED = 136, SHM__O_RBYTES = 144, SHM__O_EMPTYWAITS = 152, SHM__O_CWAIT = 192, SHM__O_PWAIT = 256, SHM__O_CTOK = 320,
 	SHM__O_CPID = 328, SHM__O_CSTATE = 336, SHM__O_ATTACHES = 340, SHM__O_PBEGUN = 344,
 	SHM__O_PTAKEOVERS = 348, SHM__O_REAPED = 352, SHM__O_CTAKEOVERS = 356, SHM__O_RECOVERED = 360,
 	SHM__O_CORRUPTIONS = 364, SHM__O_PSLEEPS = 368, SHM__O_CSLEEPS = 376,
 	/* within a slot */
-	SHM__S_TOK = 0, SHM__S_PID = 8, SHM__S_CSTART = 16, SHM__S_CEND = 24, SHM__S_COUNT = 32
+	SHM__S_TOK = 0, SHM__S_PID = 8, SHM__S_CSTART = 16, SHM__S_CEND = 24, SHM__S_COUNT = 32, SHM__S_BYTES = 40
 };
 
 typedef struct shm_ring {
@@ -1085,6 +1085,7 @@ typedef struct shm_ring_producer {
 	uint64_t tail;        /* single producer: T, which this end owns */
 	uint64_t head;        /* last H seen */
 	uint64_t count;       /* messages committed (statistics) */
+	uint64_t bytes;       /* their payload bytes (statistics) */
 	int64_t last_check;
 	int streak;           /* the last claim found room at once */
 } shm_ring_producer;
@@ -1098,6 +1099,7 @@ typedef struct shm_ring_consumer {
 	uint64_t tail;        /* last T seen */
 	uint64_t rd_len;      /* payload length of the pending read */
 	uint64_t count;       /* messages released (statistics) */
+	uint64_t bytes;       /* their payload bytes (statistics) */
 	int64_t last_check;
 	int streak;           /* the last read found a message at once */
 } shm_ring_consumer;
@@ -1277,9 +1279,13 @@ static inline void shm_ring_stats_read(const shm_ring *r, shm_ring_stats *st) {
 }
 
 /* step 11, waker side: after a publishing store (seq-cst), wake the other
- * side if its waiting word says it sleeps. */
+ * side if its waiting word says it sleeps, counting the wake in the word 8
+ * bytes on (consumer_waiting 192 → 200, producer_waiting 256 → 264). */
 static inline void shm__ring_wake(_Atomic uint32_t *w) {
-	if (atomic_load(w) != 0 && atomic_exchange(w, 0) != 0) shm_wake(w, INT_MAX);
+	if (atomic_load(w) != 0 && atomic_exchange(w, 0) != 0) {
+		atomic_fetch_add_explicit((_Atomic uint64_t *)(void *)((unsigned char *)w + 8), 1, memory_order_relaxed);
+		shm_wake(w, INT_MAX);
+	}
 }
 
 static inline int shm__ring_seg_shrunk(const shm_ring *r) {
@@ -1343,6 +1349,8 @@ static inline int shm_ring_producer_attach(shm_ring *r, shm_ring_producer *p, in
 	/* Statistics (RING-33): count on from what the last producer of the slot
 	 * (multi-producer) or of the ring left. */
 	p->count = atomic_load_explicit(r->multi ? shm__rslot(r, p->slot, SHM__S_COUNT) : shm__r64(r, SHM__O_COMMITTED),
+	                                memory_order_relaxed);
+	p->bytes = atomic_load_explicit(r->multi ? shm__rslot(r, p->slot, SHM__S_BYTES) : shm__r64(r, SHM__O_CBYTES),
 	                                memory_order_relaxed);
 	shm__ring_wake(shm__r32(r, SHM__O_CWAIT));
 	if (takeover) atomic_fetch_add(shm__r32(r, SHM__O_PTAKEOVERS), 1);
@@ -1541,6 +1549,7 @@ __attribute__((noinline)) static int shm__ring_claim_slow(shm_ring_producer *p, 
 		}
 		return -EAGAIN;
 	}
+	atomic_fetch_add_explicit(shm__r64(r, SHM__O_FULLWAITS), 1, memory_order_relaxed);
 	shm__rwait w;
 	shm__rwait_init(&w, timeout_ns);
 	_Atomic uint32_t *pw = shm__r32(r, SHM__O_PWAIT);
@@ -1636,14 +1645,16 @@ static inline int shm_ring_commit(shm_ring_producer *p, size_t n) {
 		p->tail = p->cl_pos + rec;
 		p->claimed = 0;
 		atomic_store(shm__r64(r, SHM__O_TAIL), p->tail);
-		atomic_store_explicit(shm__r64(r, SHM__O_COMMITTED), ++p->count, memory_order_release);
+		atomic_store_explicit(shm__r64(r, SHM__O_COMMITTED), ++p->count, memory_order_relaxed);
+		atomic_store_explicit(shm__r64(r, SHM__O_CBYTES), p->bytes += n, memory_order_relaxed);
 	} else {
 		if (rec < full) /* the rest of the claimed extent becomes padding */
 			atomic_store(shm__rrec(r, p->cl_pos + rec), shm__rword((int32_t)(full - rec), SHM__R_PAD));
 		atomic_store(shm__rrec(r, p->cl_pos), shm__rword((int32_t)(8 + n), SHM__R_DATA));
 		p->claimed = 0;
 		atomic_store(shm__rslot(r, p->slot, SHM__S_CEND), 0);
-		atomic_store_explicit(shm__rslot(r, p->slot, SHM__S_COUNT), ++p->count, memory_order_release);
+		atomic_store_explicit(shm__rslot(r, p->slot, SHM__S_COUNT), ++p->count, memory_order_relaxed);
+		atomic_store_explicit(shm__rslot(r, p->slot, SHM__S_BYTES), p->bytes += n, memory_order_relaxed);
 	}
 	shm__ring_wake(shm__r32(r, SHM__O_CWAIT));
 	return 0;
@@ -1794,6 +1805,7 @@ static inline int shm_ring_consumer_attach(shm_ring *r, shm_ring_consumer *c, in
 	atomic_store(shm__r64(r, SHM__O_CPID), (uint64_t)getpid());
 	atomic_store(shm__r32(r, SHM__O_CSTATE), 1);
 	c->count = atomic_load_explicit(shm__r64(r, SHM__O_RELEASED), memory_order_relaxed); /* RING-33: count on */
+	c->bytes = atomic_load_explicit(shm__r64(r, SHM__O_RBYTES), memory_order_relaxed);
 	c->attached = 1;
 	c->last_check = shm__now_ns();
 	uint64_t h = atomic_load(shm__r64(r, SHM__O_HEAD));
@@ -1832,8 +1844,9 @@ static inline int shm_ring_consumer_close(shm_ring_consumer *c) {
 	return 0;
 }
 
-/* Release the record at H of aligned length a (step 10). */
-static inline void shm__ring_advance(shm_ring_consumer *c, uint64_t a, int data) {
+/* Release the record at H of aligned length a (step 10): a message of n
+ * payload bytes if data is set, else padding. */
+static inline void shm__ring_advance(shm_ring_consumer *c, uint64_t a, int data, uint64_t n) {
 	shm_ring *r = c->r;
 	if (r->multi) {
 		_Atomic uint64_t *hw = shm__rrec(r, c->head);
@@ -1843,7 +1856,10 @@ static inline void shm__ring_advance(shm_ring_consumer *c, uint64_t a, int data)
 	}
 	c->head += a;
 	atomic_store(shm__r64(r, SHM__O_HEAD), c->head);
-	if (data) atomic_store_explicit(shm__r64(r, SHM__O_RELEASED), ++c->count, memory_order_release);
+	if (data) {
+		atomic_store_explicit(shm__r64(r, SHM__O_RELEASED), ++c->count, memory_order_relaxed);
+		atomic_store_explicit(shm__r64(r, SHM__O_RBYTES), c->bytes += n, memory_order_relaxed);
+	}
 	shm__ring_wake(shm__r32(r, SHM__O_PWAIT));
 }
 
@@ -1875,7 +1891,7 @@ static inline int shm__ring_poll(shm_ring_consumer *c, uint64_t *len) {
 			if (l < 8 || a > t2 - h || (h & r->mask) + a > r->cap) return shm__ccorrupt(c);
 		}
 		if (type == SHM__R_PAD) {
-			shm__ring_advance(c, a, 0);
+			shm__ring_advance(c, a, 0, 0);
 			continue;
 		}
 		if (type != SHM__R_DATA || (uint64_t)l - 8 > r->max_msg) return shm__ccorrupt(c);
@@ -1918,6 +1934,7 @@ __attribute__((noinline)) static int shm__ring_next_slow(shm_ring_consumer *c, u
 		if (lr == 1) return shm__ring_poll(c, len) == 0 ? 0 : -EAGAIN;
 		return lr < 0 ? lr : -EAGAIN;
 	}
+	atomic_fetch_add_explicit(shm__r64(r, SHM__O_EMPTYWAITS), 1, memory_order_relaxed);
 	shm__rwait w;
 	shm__rwait_init(&w, timeout_ns);
 	_Atomic uint32_t *cw = shm__r32(r, SHM__O_CWAIT);
@@ -2023,7 +2040,7 @@ static inline int shm_ring_release(shm_ring_consumer *c) {
 	if (!c->attached || c->r->base == NULL) return -EBADF;
 	if (!c->reading) return -EINVAL;
 	c->reading = 0;
-	shm__ring_advance(c, shm__ralign(8 + c->rd_len), 1);
+	shm__ring_advance(c, shm__ralign(8 + c->rd_len), 1, c->rd_len);
 	return 0;
 }
 
@@ -2035,7 +2052,7 @@ static inline int64_t shm_ring_receive(shm_ring_consumer *c, void *buf, size_t c
 	if (rc < 0) return rc;
 	if (len > cap) return SHM_ETOOLARGE;
 	if (len) memcpy(buf, c->r->data + ((c->head + 8) & c->r->mask), (size_t)len);
-	shm__ring_advance(c, shm__ralign(8 + len), 1);
+	shm__ring_advance(c, shm__ralign(8 + len), 1, len);
 	return (int64_t)len;
 }
 
