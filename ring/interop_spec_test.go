@@ -1,0 +1,429 @@
+package ring
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mindmeld-go/shm"
+	"github.com/mindmeld-go/shm/internal/childtest"
+)
+
+// Conformance of a peer written from SPEC.md alone (issue 9 item 1):
+// spec/peer/specpeer.c, built with gcc and the address and undefined-
+// behaviour sanitizers, was written from SPEC.md, the command line of
+// internal/ringpeer and this harness, without reading the Go package,
+// c/shm.h or the Python package. It speaks the command line of the other
+// peers (interop_xlang_test.go), so these tests run it as the language
+// "spec" against the Go, C and Python peers and against this process.
+// Rows skip without gcc; Python rows without SHM_PYTHON.
+
+const specLang lang = "spec"
+
+var specPeerBuild peerBuild
+
+// specRingPeer builds spec/peer/specpeer.c, once per test binary.
+func specRingPeer(t *testing.T) string {
+	t.Helper()
+	gcc, err := exec.LookPath("gcc")
+	if err != nil {
+		t.Skip("gcc not found")
+	}
+	return specPeerBuild.get(t, func(exe string) error {
+		src, err := filepath.Abs(filepath.Join("..", "spec", "peer", "specpeer.c"))
+		if err != nil {
+			return err
+		}
+		args := []string{"-std=c11", "-Wall", "-Wextra", "-Werror", "-O2", "-fsanitize=address,undefined", "-o", exe, src}
+		if out, err := exec.Command(gcc, args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("gcc %v: %v\n%s", args, err, out)
+		}
+		return nil
+	})
+}
+
+// specArgv is peerArgv that also knows the spec peer.
+func specArgv(t *testing.T, l lang) []string {
+	t.Helper()
+	if l == specLang {
+		return []string{specRingPeer(t)}
+	}
+	return peerArgv(t, l)
+}
+
+// specStart is startPeer for any language, the spec peer included.
+func specStart(t *testing.T, l lang, limit time.Duration, args ...string) *peerProc {
+	t.Helper()
+	if l != specLang {
+		return startPeer(t, l, limit, args...)
+	}
+	argv := specArgv(t, l)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	cmd := exec.CommandContext(ctx, argv[0], append(argv[1:len(argv):len(argv)], args...)...)
+	p := &peerProc{cmd: cmd, desc: fmt.Sprintf("%s peer %s", l, strings.Join(args, " ")), out: new(childtest.Buffer), err: new(childtest.Buffer)}
+	cmd.Stdout, cmd.Stderr = p.out, p.err
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("start %s: %v", p.desc, err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		cancel()
+	})
+	return p
+}
+
+func kindName(multi bool) string { return map[bool]string{false: "single", true: "multi"}[multi] }
+
+// TestXRingSpecPairs: the spec peer against each language and itself, both
+// directions, on a single-producer ring (one producer) and on a
+// multi-producer one (two producers of one language, one copying, one
+// claiming in place); then Go, C and spec producers together into a spec
+// and into a Go consumer. Every consumer checks each message's producer,
+// sequence and content and must print "ok N".
+func TestXRingSpecPairs(t *testing.T) {
+	count := xlangCount()
+	type row struct {
+		prods []lang
+		cons  lang
+		multi bool
+	}
+	var rows []row
+	for _, multi := range []bool{false, true} {
+		for _, pc := range [][2]lang{{"go", specLang}, {specLang, "go"}, {"c", specLang}, {specLang, "c"}, {"py", specLang}, {specLang, "py"}, {specLang, specLang}} {
+			prods := []lang{pc[0]}
+			if multi {
+				prods = []lang{pc[0], pc[0]}
+			}
+			rows = append(rows, row{prods, pc[1], multi})
+		}
+	}
+	rows = append(rows, row{[]lang{"go", "c", specLang}, specLang, true}, row{[]lang{"go", "c", specLang}, "go", true})
+	for _, r := range rows {
+		var ps []string
+		for _, p := range r.prods {
+			ps = append(ps, string(p))
+		}
+		t.Run(fmt.Sprintf("%s-%s-%s", strings.Join(ps, "+"), r.cons, kindName(r.multi)), func(t *testing.T) {
+			for _, l := range append(r.prods, r.cons) {
+				specArgv(t, l) // skips early
+			}
+			name := testName(t)
+			slots := 1
+			if r.multi {
+				slots = 4
+			}
+			rg, err := Create(name, 1<<16, &Options{MaxMessage: 1024, Producers: slots})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rg.Close()
+			per := count / len(r.prods)
+			start := time.Now()
+			limit := 10 * time.Minute
+			cons := specStart(t, r.cons, limit, "consume", name, strconv.Itoa(len(r.prods)), strconv.Itoa(per), "11", "1024", "mixed")
+			var prods []*peerProc
+			for id, l := range r.prods {
+				mode := "mixed"
+				if r.multi {
+					mode = []string{"copy", "zerocopy", "mixed"}[id]
+				}
+				prods = append(prods, specStart(t, l, limit, "produce", name, strconv.Itoa(id), strconv.Itoa(per), "11", "1024", mode))
+			}
+			for _, p := range prods {
+				p.mustSucceed(t, "")
+			}
+			cons.mustSucceed(t, "ok "+strconv.Itoa(per*len(r.prods)))
+			t.Logf("%d messages in %v (provisional: shared machine)", per*len(r.prods), time.Since(start).Round(time.Millisecond))
+		})
+	}
+}
+
+// TestXRingSpecProducerKilled: a producer paused after 50 messages is
+// SIGKILLed, the spec peer on one side or both, on both kinds of ring, with
+// the consumer attached and drained ("live") or attaching after the death
+// ("after"): the consumer delivers all 50, then reports the death
+// (RING-30), then the end of the stream (RING-32).
+func TestXRingSpecProducerKilled(t *testing.T) {
+	const k = 50
+	pairs := [][2]lang{{specLang, "go"}, {specLang, specLang}, {"go", specLang}, {"c", specLang}, {specLang, "c"}, {"py", specLang}, {specLang, "py"}}
+	for _, multi := range []bool{false, true} {
+		for _, pc := range pairs {
+			for _, when := range []string{"live", "after"} {
+				pl, cl := pc[0], pc[1]
+				t.Run(fmt.Sprintf("%s-%s-%s-%s", pl, cl, kindName(multi), when), func(t *testing.T) {
+					specArgv(t, pl)
+					specArgv(t, cl)
+					name := testName(t)
+					slots := 1
+					if multi {
+						slots = 2
+					}
+					rg, err := Create(name, 1<<16, &Options{MaxMessage: 1024, Producers: slots})
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer rg.Close()
+					consume := []string{"consume", name, "1", "1000", "13", "1024", "mixed"}
+					var cons *peerProc
+					if when == "live" {
+						cons = specStart(t, cl, time.Minute, consume...)
+					}
+					prod := specStart(t, pl, time.Minute, "produce", name, "0", "1000", "13", "1024", "mixed", "pause-after", strconv.Itoa(k))
+					prod.waitLine(t, "paused "+strconv.Itoa(k), 30*time.Second)
+					if cons != nil {
+						time.Sleep(50 * time.Millisecond) // lets the consumer drain and block first
+					}
+					prod.kill()
+					if cons == nil {
+						cons = specStart(t, cl, time.Minute, consume...)
+					}
+					cons.mustSucceed(t, fmt.Sprintf("peer-dead %d\nended %d", k, k))
+				})
+			}
+		}
+	}
+}
+
+// TestXRingSpecKilledMidStream: a producer that never pauses is SIGKILLed
+// mid-stream. A spec producer under a Go consumer in this process: the
+// consumer gets every message in order, then ErrPeerDead, then io.EOF. A Go
+// or C producer under a spec consumer: the consumer checks every message,
+// prints "peer-dead N" and "ended N", and N is the number of messages the
+// producer committed by its statistics (RING-33: the reference counts just
+// before it publishes, so one counted message may never come).
+func TestXRingSpecKilledMidStream(t *testing.T) {
+	for _, multi := range []bool{false, true} {
+		slots := 1
+		if multi {
+			slots = 2
+		}
+		t.Run("spec-go-"+kindName(multi), func(t *testing.T) {
+			specArgv(t, specLang)
+			name := testName(t)
+			r, err := Create(name, 4096, &Options{MaxMessage: 256, Producers: slots})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			c, err := r.Consumer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			prod := specStart(t, specLang, time.Minute, "produce", name, "0", "100000000", "3", "256")
+			kill := uint64(1000 + rand.Intn(2000))
+			buf := make([]byte, 256)
+			var want []byte
+			k := uint64(0)
+			for ; ; k++ {
+				if k == kill {
+					prod.kill()
+				}
+				n, err := c.Receive(buf)
+				if errors.Is(err, ErrPeerDead) {
+					break
+				}
+				if err != nil {
+					t.Fatalf("after %d: %v", k, err)
+				}
+				want = pyMessage(want, 0, k, 3, 256)
+				if string(buf[:n]) != string(want) {
+					t.Fatalf("message %d differs", k)
+				}
+			}
+			if k < kill {
+				t.Fatalf("ErrPeerDead after %d messages, before the kill at %d", k, kill)
+			}
+			if _, err := c.Receive(buf); err == nil || !strings.Contains(err.Error(), "EOF") {
+				t.Fatalf("after the death report: %v, want io.EOF", err)
+			}
+			if err := c.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+		for _, pl := range []lang{"go", "c"} {
+			t.Run(string(pl)+"-spec-"+kindName(multi), func(t *testing.T) {
+				specArgv(t, pl)
+				specArgv(t, specLang)
+				name := testName(t)
+				r, err := Create(name, 4096, &Options{MaxMessage: 256, Producers: slots})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Close()
+				cons := specStart(t, specLang, time.Minute, "consume", name, "1", "100000000", "3", "256")
+				prod := specStart(t, pl, time.Minute, "produce", name, "0", "100000000", "3", "256")
+				time.Sleep(time.Duration(50+rand.Intn(100)) * time.Millisecond)
+				prod.kill()
+				if err := cons.wait(); err != nil || sanitizerReport(cons.err.String()) {
+					t.Fatalf("%s: %v; stdout %q, stderr:\n%s", cons.desc, err, cons.out.String(), cons.err.String())
+				}
+				var dead, ended uint64
+				if _, err := fmt.Sscanf(cons.out.String(), "peer-dead %d\nended %d\n", &dead, &ended); err != nil || dead != ended {
+					t.Fatalf("%s: stdout %q, want \"peer-dead N\\nended N\"", cons.desc, cons.out.String())
+				}
+				v := newView(t, r)
+				committed := v.word(72, 8) // stat_committed
+				if multi {
+					committed = v.word(384+32, 8) // slot 0's stat_committed
+				}
+				if dead != committed && dead+1 != committed {
+					t.Fatalf("spec consumer got %d messages, the producer counted %d committed", dead, committed)
+				}
+				t.Logf("killed after %d messages", dead)
+			})
+		}
+	}
+}
+
+// TestXRingSpecConsumerTakeover: a consumer paused after 400 released
+// messages is SIGKILLed and a consumer of another (or the same) language
+// takes over the dead end (RING-9) and gets messages 400 to 1399, the spec
+// peer on one side or both, on both kinds of ring.
+func TestXRingSpecConsumerTakeover(t *testing.T) {
+	const n, k = 1400, 400
+	pairs := [][2]lang{{specLang, "go"}, {"go", specLang}, {specLang, specLang}, {"c", specLang}, {specLang, "c"}, {"py", specLang}, {specLang, "py"}}
+	for _, multi := range []bool{false, true} {
+		for _, vs := range pairs {
+			vl, sl := vs[0], vs[1]
+			t.Run(fmt.Sprintf("%s-then-%s-%s", vl, sl, kindName(multi)), func(t *testing.T) {
+				specArgv(t, vl)
+				specArgv(t, sl)
+				name := testName(t)
+				slots := 1
+				if multi {
+					slots = 2
+				}
+				rg, err := Create(name, 1<<20, &Options{MaxMessage: 1024, Producers: slots})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer rg.Close()
+				victim := specStart(t, vl, time.Minute, "consume", name, "1", strconv.Itoa(n), "17", "1024", "mixed", "pause-after", strconv.Itoa(k))
+				prod := specStart(t, specLang, time.Minute, "produce", name, "0", strconv.Itoa(n), "17", "1024", "mixed")
+				victim.waitLine(t, "paused "+strconv.Itoa(k), 30*time.Second)
+				prod.mustSucceed(t, "")
+				victim.kill()
+				next := specStart(t, sl, time.Minute, "consume", name, "1", strconv.Itoa(n), "17", "1024", "mixed", "from", strconv.Itoa(k))
+				next.mustSucceed(t, "ok "+strconv.Itoa(n-k))
+			})
+		}
+	}
+}
+
+// specRefuses runs `check NAME` in the spec peer and requires a refusal:
+// exit status 1, stderr naming want, no sanitizer report.
+func specRefuses(t *testing.T, name, want, what string) {
+	t.Helper()
+	p := specStart(t, specLang, 30*time.Second, "check", name)
+	err := p.wait()
+	stderr := p.err.String()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr, want) || sanitizerReport(stderr) {
+		t.Errorf("%s: spec reader: %v, stdout %q, stderr %q; want exit status 1 naming %q", what, err, p.out.String(), stderr, want)
+	}
+}
+
+// TestXRingSpecHostileHeader: the RING-7 list of TestXRingHostileHeader,
+// one header field changed at a time; the spec reader must refuse each
+// with the right error (not a ring, or corrupt), read the restored ring as
+// empty, and refuse a segment smaller than a ring header.
+func TestXRingSpecHostileHeader(t *testing.T) {
+	specArgv(t, specLang)
+	name := testName(t)
+	r, err := Create(name, 4096, &Options{MaxMessage: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	v := newView(t, r)
+	cases := []struct {
+		check, field string
+		value        uint64
+		notRing      bool
+	}{
+		{"2 magic", "magic", Magic + 1, true},
+		{"2 magic", "magic", 0, true},
+		{"3 version", "version", Version + 1, true},
+		{"3 version", "version", 1, true},
+		{"4 capacity", "capacity", 4095, false},
+		{"4 capacity", "capacity", 32, false},
+		{"4 capacity", "capacity", 1 << 31, false},
+		{"5 max message", "max_message", 0, false},
+		{"5 max message", "max_message", 4096 - 7, false},
+		{"6 slots", "slots", 0, false},
+		{"6 slots", "slots", 2, false},
+		{"6 slots", "slots", 1025, false},
+		{"6 slots", "flags", flagMultiProducer, false},
+		{"7 flags", "flags", 2, false},
+		{"7 flags", "flags", 1 << 31, false},
+		{"8 data offset", "data_offset", slotsOffset + slotSize + 8, false},
+		{"8 data offset", "data_offset", 0, false},
+		{"9 segment size", "capacity", 8192, false},
+	}
+	for _, c := range cases {
+		f := v.field(c.field)
+		old := v.word(f.off, f.size)
+		v.put(f.off, f.size, c.value)
+		want := "(SHM_ECORRUPT"
+		if c.notRing {
+			want = "(SHM_ENOTRING"
+		}
+		specRefuses(t, name, want, fmt.Sprintf("check %s: %s = %#x", c.check, c.field, c.value))
+		v.put(f.off, f.size, old)
+	}
+	specStart(t, specLang, 30*time.Second, "check", name).mustSucceed(t, "empty")
+
+	small := testName(t)
+	seg, err := shm.Create(small, slotsOffset-8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seg.Close()
+	specRefuses(t, small, "(SHM_ENOTRING", fmt.Sprintf("check 1: a segment of %d bytes", slotsOffset-8))
+}
+
+// TestXRingSpecHostileRecord: the Go and C peers write a bad record into a
+// single-producer ring and publish it (`garbage NAME KIND`); the spec
+// reader must call each corrupt, without crashing. Then a claimed
+// (negative) record no slot announces on a multi-producer ring (RING-28).
+func TestXRingSpecHostileRecord(t *testing.T) {
+	for _, wl := range []lang{"go", "c"} {
+		for _, kind := range []string{"long", "past", "short", "type", "negative"} {
+			t.Run(string(wl)+"-"+kind, func(t *testing.T) {
+				specArgv(t, wl)
+				specArgv(t, specLang)
+				name := testName(t)
+				r, err := Create(name, 4096, &Options{MaxMessage: 256})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Close()
+				specStart(t, wl, 30*time.Second, "garbage", name, kind).mustSucceed(t, "ok")
+				specRefuses(t, name, "(SHM_ECORRUPT", string(wl)+" garbage "+kind)
+			})
+		}
+	}
+	t.Run("multi-negative", func(t *testing.T) {
+		specArgv(t, specLang)
+		name := testName(t)
+		r, err := Create(name, 4096, &Options{MaxMessage: 256, Producers: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		v := newView(t, r)
+		v.put(v.doff, 8, uint64(uint32(0xfffffff0))|1<<32) // hdr(-16, 1)
+		v.put(v.field("tail").off, 8, 16)
+		specRefuses(t, name, "(SHM_ECORRUPT", "multi-producer negative record")
+	})
+}
