@@ -2,6 +2,7 @@ package ring
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand"
@@ -426,4 +427,91 @@ func TestXRingSpecHostileRecord(t *testing.T) {
 		v.put(v.field("tail").off, 8, 16)
 		specRefuses(t, name, "(SHM_ECORRUPT", "multi-producer negative record")
 	})
+}
+
+// TestXRingSpecPlantedClaims plants, through the segment's bytes, the
+// states RING-28 recovers on a multi-producer ring, and requires the same
+// output from the spec, Go and C consumers:
+//   - dead-negative: slot 0 holds a dead token and announces [0, 24), whose
+//     header says claimed (hdr(-20, 1)); T = 24;
+//   - dead-zero: the same claim with its header never written (0);
+//   - dead-wrap: a dead claim that began with padding to the end of the
+//     data area, [C-16, 40) wrapped, no header written (RING-28's clamp,
+//     then recovery again at offset 0);
+//   - killed-release: no slot, a zero run at H (a consumer killed between
+//     its W(H) = 0 and its H store), then message 0 of producer 0.
+//
+// Dead claims end in "peer-dead 0" and "ended 0"; the zero run in "ok 1".
+func TestXRingSpecPlantedClaims(t *testing.T) {
+	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
+		t.Skip("the planted bytes are little-endian")
+	}
+	const capacity = 4096
+	const deadToken = 0x2b_1234_5678 // valid (LIVE-2), held by nobody
+	const (
+		headOff, tailOff, everOff  = 128, 64, 344
+		tokenOff, startOff, endOff = 384, 400, 408
+	)
+	msg := pyMessage(nil, 0, 0, 19, 256)
+	cases := []struct {
+		name      string
+		plant     func(v *view)
+		want      string
+		recovered uint64 // RING-28 CASes: stat_recovered after the run
+	}{
+		{"dead-negative", func(v *view) {
+			v.put(tokenOff, 8, deadToken)
+			v.put(endOff, 8, 24)
+			v.put(v.doff, 8, uint64(uint32(0xffffffec))|1<<32) // hdr(-20, 1)
+			v.put(tailOff, 8, 24)
+		}, "peer-dead 0\nended 0", 1},
+		{"dead-zero", func(v *view) {
+			v.put(tokenOff, 8, deadToken)
+			v.put(endOff, 8, 24)
+			v.put(tailOff, 8, 24)
+		}, "peer-dead 0\nended 0", 1},
+		{"dead-wrap", func(v *view) {
+			start := uint64(3*capacity - 16) // the third lap
+			v.put(headOff, 8, start)
+			v.put(tokenOff, 8, deadToken)
+			v.put(startOff, 8, start)
+			v.put(endOff, 8, start+16+40)
+			v.put(tailOff, 8, start+16+40)
+		}, "peer-dead 0\nended 0", 2},
+		{"killed-release", func(v *view) {
+			rec := append([]byte(nil), make([]byte, 8)...)
+			binary.LittleEndian.PutUint64(rec, uint64(len(msg)+8)|1<<32)
+			rec = append(rec, msg...)
+			for len(rec)%8 != 0 {
+				rec = append(rec, 0)
+			}
+			for i := 0; i < len(rec); i += 8 {
+				v.put(v.doff+32+i, 8, binary.LittleEndian.Uint64(rec[i:]))
+			}
+			v.put(tailOff, 8, uint64(32+len(rec)))
+		}, "ok 1", 1},
+	}
+	for _, c := range cases {
+		for _, l := range []lang{specLang, "go", "c"} {
+			t.Run(c.name+"-"+string(l), func(t *testing.T) {
+				specArgv(t, l)
+				name := testName(t)
+				r, err := Create(name, capacity, &Options{MaxMessage: 256, Producers: 2})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Close()
+				v := newView(t, r)
+				v.put(everOff, 4, 1)
+				c.plant(v)
+				specStart(t, l, 30*time.Second, "consume", name, "1", "1", "19", "256").mustSucceed(t, c.want)
+				if got := v.word(360, 4); got != c.recovered {
+					t.Errorf("stat_recovered = %d, want %d", got, c.recovered)
+				}
+				if h, tl := v.word(headOff, 8), v.word(tailOff, 8); h != tl {
+					t.Errorf("after the consumer: H = %d, T = %d, want equal", h, tl)
+				}
+			})
+		}
+	}
 }
