@@ -1469,20 +1469,27 @@ static inline int shm__ring_try_claim(shm_ring_producer *p, uint64_t n) {
 		if (room >= pad + rec) e = t + pad + rec;
 		else if (pad && room >= pad) { e = t + pad; padonly = 1; }
 		else return -EAGAIN;
-		atomic_store(cs, t);
-		atomic_store(ce, e);
+		/* The announcement (release, step 7.3) is ordered before the CAS,
+		 * which publishes it with T. */
+		atomic_store_explicit(cs, t, memory_order_release);
+		atomic_store_explicit(ce, e, memory_order_release);
 		uint64_t exp = t;
 		if (!atomic_compare_exchange_strong(tw, &exp, e)) {
-			atomic_store(ce, 0);
+			atomic_store_explicit(ce, 0, memory_order_release);
 			continue;
 		}
 		if (pad) atomic_store(shm__rrec(r, t), shm__rword((int32_t)pad, SHM__R_PAD));
 		if (padonly) {
-			atomic_store(ce, 0);
+			atomic_store_explicit(ce, 0, memory_order_release);
 			shm__ring_wake(shm__r32(r, SHM__O_CWAIT));
 			continue; /* the padding is published; try again at offset 0 */
 		}
-		atomic_store(shm__rrec(r, t + pad), shm__rword(-(int32_t)(8 + n), SHM__R_DATA));
+		/* Not a publishing store: nobody waits for a claimed header. It
+		 * stays before the payload in program order (a compiler barrier),
+		 * which is all a recoverer relies on: a dead process's stores are
+		 * all visible (RING-29). */
+		atomic_store_explicit(shm__rrec(r, t + pad), shm__rword(-(int32_t)(8 + n), SHM__R_DATA), memory_order_release);
+		atomic_signal_fence(memory_order_seq_cst);
 		p->claimed = 1;
 		p->cl_start = t;
 		p->cl_pos = t + pad;
@@ -1648,11 +1655,13 @@ static inline int shm_ring_commit(shm_ring_producer *p, size_t n) {
 		atomic_store_explicit(shm__r64(r, SHM__O_COMMITTED), ++p->count, memory_order_relaxed);
 		atomic_store_explicit(shm__r64(r, SHM__O_CBYTES), p->bytes += n, memory_order_relaxed);
 	} else {
+		/* The commit header is the publishing store (seq-cst: RING-25);
+		 * the padding after it and claim_end need only be ordered with it. */
 		if (rec < full) /* the rest of the claimed extent becomes padding */
-			atomic_store(shm__rrec(r, p->cl_pos + rec), shm__rword((int32_t)(full - rec), SHM__R_PAD));
+			atomic_store_explicit(shm__rrec(r, p->cl_pos + rec), shm__rword((int32_t)(full - rec), SHM__R_PAD), memory_order_relaxed);
 		atomic_store(shm__rrec(r, p->cl_pos), shm__rword((int32_t)(8 + n), SHM__R_DATA));
 		p->claimed = 0;
-		atomic_store(shm__rslot(r, p->slot, SHM__S_CEND), 0);
+		atomic_store_explicit(shm__rslot(r, p->slot, SHM__S_CEND), 0, memory_order_release);
 		atomic_store_explicit(shm__rslot(r, p->slot, SHM__S_COUNT), ++p->count, memory_order_relaxed);
 		atomic_store_explicit(shm__rslot(r, p->slot, SHM__S_BYTES), p->bytes += n, memory_order_relaxed);
 	}
@@ -1849,10 +1858,14 @@ static inline int shm_ring_consumer_close(shm_ring_consumer *c) {
 static inline void shm__ring_advance(shm_ring_consumer *c, uint64_t a, int data, uint64_t n) {
 	shm_ring *r = c->r;
 	if (r->multi) {
+		/* The H store below (seq-cst) orders these before it; the padding
+		 * stays before the zeroing in program order (a compiler barrier),
+		 * which is what a successor of a consumer killed here sees. */
 		_Atomic uint64_t *hw = shm__rrec(r, c->head);
-		if (data) atomic_store(hw, shm__rword((int32_t)a, SHM__R_PAD));
+		if (data) atomic_store_explicit(hw, shm__rword((int32_t)a, SHM__R_PAD), memory_order_release);
+		atomic_signal_fence(memory_order_seq_cst);
 		memset(r->data + ((c->head + 8) & r->mask), 0, a - 8);
-		atomic_store(hw, 0);
+		atomic_store_explicit(hw, 0, memory_order_release);
 	}
 	c->head += a;
 	atomic_store(shm__r64(r, SHM__O_HEAD), c->head);
