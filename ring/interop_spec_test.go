@@ -8,6 +8,7 @@ import (
 	"math/rand"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -33,6 +34,9 @@ var specPeerBuild peerBuild
 // specRingPeer builds spec/peer/specpeer.c, once per test binary.
 func specRingPeer(t *testing.T) string {
 	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("the spec peer is written for Linux (futex, OFD locks)")
+	}
 	gcc, err := exec.LookPath("gcc")
 	if err != nil {
 		t.Skip("gcc not found")
@@ -201,8 +205,8 @@ func TestXRingSpecProducerKilled(t *testing.T) {
 // consumer gets every message in order, then ErrPeerDead, then io.EOF. A Go
 // or C producer under a spec consumer: the consumer checks every message,
 // prints "peer-dead N" and "ended N", and N is the number of messages the
-// producer committed by its statistics (RING-33: the reference counts just
-// before it publishes, so one counted message may never come).
+// producer committed by its statistics (RING-33), give or take the one
+// message between its count and its publication.
 func TestXRingSpecKilledMidStream(t *testing.T) {
 	for _, multi := range []bool{false, true} {
 		slots := 1
@@ -278,8 +282,17 @@ func TestXRingSpecKilledMidStream(t *testing.T) {
 				if multi {
 					committed = v.word(384+32, 8) // slot 0's stat_committed
 				}
-				if dead != committed && dead+1 != committed {
-					t.Fatalf("spec consumer got %d messages, the producer counted %d committed", dead, committed)
+				// RING-33: Go counts just before its publishing store (a
+				// kill between them leaves one counted message that never
+				// comes), c/shm.h just after (one may come uncounted).
+				lo, hi := committed, committed
+				if pl == "go" && committed > 0 {
+					lo--
+				} else if pl == "c" {
+					hi++
+				}
+				if dead < lo || dead > hi {
+					t.Fatalf("spec consumer got %d messages, the %s producer counted %d committed", dead, pl, committed)
 				}
 				t.Logf("killed after %d messages", dead)
 			})
