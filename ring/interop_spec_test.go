@@ -528,3 +528,53 @@ func TestXRingSpecPlantedClaims(t *testing.T) {
 		}
 	}
 }
+
+// TestXRingSpecStaleAnnouncement: a consumer killed in a release (a zero
+// run at H, message 0 after it) meets, when its successor attaches, a live
+// producer's stale announcement covering H (a loser of RING-15 step 4 that
+// has not yet withdrawn). RING-9 step 5 runs RING-28 once, and RING-28
+// waits on the live slot; the announcement is then withdrawn without a
+// wake (claim_end = 0), and the producer dies with its slot free of
+// claims, so RING-27 finds no recovery pending. A consumer that ran
+// RING-28 only where SPEC.md says would stay at H for ever; the rows
+// require message 0, then the death report, then the end ("ok 1":
+// the one producer sent its COUNT of 1).
+func TestXRingSpecStaleAnnouncement(t *testing.T) {
+	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
+		t.Skip("the planted bytes are little-endian")
+	}
+	const capacity = 4096
+	const tailOff, startOff, endOff = 64, 400, 408
+	msg := pyMessage(nil, 0, 0, 19, 256)
+	for _, l := range []lang{specLang, "go", "c"} {
+		t.Run(string(l), func(t *testing.T) {
+			specArgv(t, l)
+			name := testName(t)
+			r, err := Create(name, capacity, &Options{MaxMessage: 256, Producers: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			v := newView(t, r)
+			holder := specStart(t, "go", time.Minute, "hold-producer", name) // slot 0, alive
+			holder.waitLine(t, "ready", 30*time.Second)
+			rec := make([]byte, 8, 8+len(msg)+8)
+			binary.LittleEndian.PutUint64(rec, uint64(len(msg)+8)|1<<32)
+			rec = append(rec, msg...)
+			for len(rec)%8 != 0 {
+				rec = append(rec, 0)
+			}
+			for i := 0; i < len(rec); i += 8 {
+				v.put(v.doff+32+i, 8, binary.LittleEndian.Uint64(rec[i:]))
+			}
+			v.put(startOff, 8, 0) // slot 0 announces [0, 32): covers H = 0
+			v.put(endOff, 8, 32)
+			v.put(tailOff, 8, uint64(32+len(rec)))
+			cons := specStart(t, l, 20*time.Second, "consume", name, "1", "1", "19", "256")
+			time.Sleep(300 * time.Millisecond) // not needed for the result: lets the consumer attach first
+			v.put(endOff, 8, 0)                // withdrawn, without a wake
+			holder.kill()
+			cons.mustSucceed(t, "peer-dead 1\nok 1")
+		})
+	}
+}

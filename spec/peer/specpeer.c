@@ -1252,7 +1252,12 @@ static int cmd_consume(int argc, char **argv)
 			hold_forever();
 		}
 	}
-	if (deaths) {
+	int all = 1;
+	for (uint64_t i = 0; i < nprod; i++)
+		all &= next[i] == count;
+	if (all) {
+		printf("ok %llu\n", (unsigned long long)total);
+	} else if (deaths) {
 		printf("ended");
 		for (uint64_t i = 0; i < nprod; i++)
 			printf(" %llu", (unsigned long long)got[i]);
@@ -1261,7 +1266,6 @@ static int cmd_consume(int argc, char **argv)
 		for (uint64_t i = 0; i < nprod; i++)
 			if (next[i] != count)
 				die("end of stream with producer %llu at message %llu of %llu", (unsigned long long)i, (unsigned long long)next[i], (unsigned long long)count);
-		printf("ok %llu\n", (unsigned long long)total);
 	}
 	cons_close(&c);
 	ring_close(&r);
