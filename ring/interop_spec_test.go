@@ -578,3 +578,59 @@ func TestXRingSpecStaleAnnouncement(t *testing.T) {
 		})
 	}
 }
+
+// TestXRingSpecCreates: the spec peer creates the ring (§2.3, RING-5);
+// its header and slots, word by word, equal those of a ring the Go package
+// creates with the same geometry. Then, each on a ring the spec peer
+// created, C producers feed a Go consumer peer and Go producers a C one.
+func TestXRingSpecCreates(t *testing.T) {
+	for _, g := range []struct{ capacity, maxMsg, slots int }{{4096, 1000, 1}, {1 << 16, 1024, 4}} {
+		multi := g.slots > 1
+		create := func(t *testing.T) string {
+			name := testName(t)
+			specStart(t, specLang, 30*time.Second, "create", name, strconv.Itoa(g.capacity), strconv.Itoa(g.maxMsg), strconv.Itoa(g.slots)).mustSucceed(t, "")
+			return name
+		}
+		t.Run(kindName(multi)+"-header", func(t *testing.T) {
+			specArgv(t, specLang)
+			r, err := Open(create(t), nil)
+			if err != nil {
+				t.Fatalf("Open of the spec peer's ring: %v", err)
+			}
+			defer r.Close()
+			ref, err := Create(testName(t), g.capacity, &Options{MaxMessage: g.maxMsg, Producers: g.slots})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ref.Close()
+			v, rv := newView(t, r), newView(t, ref)
+			for off := 0; off < 384+64*g.slots; off += 8 {
+				if got, want := v.word(off, 8), rv.word(off, 8); got != want {
+					t.Errorf("word at %d: spec peer %#x, Go %#x", off, got, want)
+				}
+			}
+		})
+		for _, pc := range [][2]lang{{"c", "go"}, {"go", "c"}} {
+			t.Run(fmt.Sprintf("%s-%s-%s", pc[0], pc[1], kindName(multi)), func(t *testing.T) {
+				specArgv(t, specLang)
+				specArgv(t, pc[0])
+				specArgv(t, pc[1])
+				name := create(t)
+				const per = 50000
+				n := 1
+				if multi {
+					n = 2
+				}
+				cons := specStart(t, pc[1], 5*time.Minute, "consume", name, strconv.Itoa(n), strconv.Itoa(per), "23", "1000", "mixed")
+				var prods []*peerProc
+				for id := 0; id < n; id++ {
+					prods = append(prods, specStart(t, pc[0], 5*time.Minute, "produce", name, strconv.Itoa(id), strconv.Itoa(per), "23", "1000", "mixed"))
+				}
+				for _, p := range prods {
+					p.mustSucceed(t, "")
+				}
+				cons.mustSucceed(t, "ok "+strconv.Itoa(n*per))
+			})
+		}
+	}
+}

@@ -8,7 +8,7 @@
  *   specpeer consume NAME NPROD COUNT SEED MAXLEN [MODE] [pause-after K] [from K]
  *   specpeer check NAME
  *   specpeer hold-consumer NAME | hold-producer NAME
- *   specpeer unlink NAME
+ *   specpeer create NAME CAP MAXMSG NSLOTS | unlink NAME
  *
  * Build: gcc -std=c11 -Wall -Wextra -Werror -O2 -o specpeer specpeer.c
  */
@@ -226,7 +226,7 @@ static int alive(const struct seg *s, uint64_t tok)
 }
 
 /* NAME-1, NAME-2 (Linux), OPEN-1..3, MAP-1. Returns 0 or an errno. */
-static int seg_open(struct seg *s, const char *name)
+static int shm_path(char path[300], const char *name) /* NAME-1, NAME-2, 2.2 */
 {
 	if (name[0] == '/')
 		name++;
@@ -234,8 +234,16 @@ static int seg_open(struct seg *s, const char *name)
 		return EINVAL;
 	if (strlen(name) > 255)
 		return ENAMETOOLONG;
+	snprintf(path, 300, "/dev/shm/%s", name);
+	return 0;
+}
+
+static int seg_open(struct seg *s, const char *name)
+{
 	char path[300];
-	snprintf(path, sizeof path, "/dev/shm/%s", name);
+	int e0 = shm_path(path, name);
+	if (e0)
+		return e0;
 	int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		int e = errno;
@@ -1301,6 +1309,97 @@ static int cmd_check(const char *name)
 	return 0;
 }
 
+/* 2.3 CRE-1..5: an exclusive create of size bytes, mapped, presence lock
+ * taken. Returns 0 or an errno; on failure nothing is left. */
+static int seg_create(struct seg *s, const char *name, uint64_t size, mode_t perm)
+{
+	char path[300], tmp[64] = "";
+	int e = shm_path(path, name);
+	if (e)
+		return e;
+	int fd = open("/dev/shm", O_TMPFILE | O_RDWR | O_CLOEXEC, perm); /* CRE-1 */
+	if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+		uint64_t r;
+		if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+			return errno;
+		snprintf(tmp, sizeof tmp, "/dev/shm/.shm-tmp-%016llx", (unsigned long long)r);
+		fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, perm);
+		if (fd < 0)
+			tmp[0] = 0;
+	}
+	if (fd < 0)
+		return errno;
+	if (fchmod(fd, perm) != 0) /* CRE-2 */
+		goto fail;
+	if (fallocate(fd, 0, 0, (off_t)size) != 0) { /* CRE-3 */
+		if (errno != EOPNOTSUPP || ftruncate(fd, (off_t)size) != 0)
+			goto fail;
+	}
+	if (tmp[0]) { /* CRE-4 */
+		if (link(tmp, path) != 0)
+			goto fail;
+		unlink(tmp);
+		tmp[0] = 0;
+	} else {
+		char proc[64];
+		snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+		if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) != 0 &&
+		    (errno != ENOENT || linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) != 0))
+			goto fail;
+	}
+	void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0); /* CRE-5 */
+	if (p == MAP_FAILED) {
+		e = errno;
+		unlink(path);
+		close(fd);
+		return e;
+	}
+	s->fd = fd;
+	s->base = p;
+	s->size = (size_t)size;
+	s->locked = 0;
+	if (presence_lock(s) != 0) { /* MAP-1 */
+		e = errno;
+		munmap(p, s->size);
+		unlink(path);
+		close(fd);
+		return e;
+	}
+	return 0;
+fail:
+	e = errno;
+	if (tmp[0])
+		unlink(tmp);
+	close(fd);
+	return e;
+}
+
+/* create NAME CAP MAXMSG NSLOTS: RING-5 on a new segment of D + C bytes. */
+static int cmd_create(int argc, char **argv)
+{
+	if (argc != 6)
+		die("usage: create NAME CAP MAXMSG NSLOTS");
+	uint64_t C = num(argv[3], "CAP"), M = num(argv[4], "MAXMSG"), S = num(argv[5], "NSLOTS");
+	if (C < MIN_CAPACITY || C > MAX_CAPACITY || (C & (C - 1)) != 0 || M < 1 || M > C - 8 || S < 1 || S > MAX_SLOTS)
+		die("create: bad geometry (CAP a power of two 64..2^30, 1 <= MAXMSG <= CAP-8, 1 <= NSLOTS <= 1024)");
+	uint64_t D = HEADER_SIZE + (uint64_t)SLOT_SIZE * S;
+	struct seg s;
+	int e = seg_create(&s, argv[2], D + C, 0600);
+	if (e)
+		die("create %s: %s", argv[2], strerror(e));
+	uint32_t version = RING_VERSION, flags = S > 1 ? FLAG_MULTI : 0, slots = (uint32_t)S;
+	/* RING-6: plain writes before magic; the segment is zero-filled. */
+	memcpy(s.base + H_VERSION, &version, 4);
+	memcpy(s.base + H_FLAGS, &flags, 4);
+	memcpy(s.base + H_CAPACITY, &C, 8);
+	memcpy(s.base + H_MAXMSG, &M, 8);
+	memcpy(s.base + H_SLOTS, &slots, 4);
+	memcpy(s.base + H_DATAOFF, &D, 8);
+	atomic_store_explicit((a64 *)(void *)(s.base + H_MAGIC), RING_MAGIC, memory_order_release);
+	seg_close(&s);
+	return 0;
+}
+
 static int cmd_hold(const char *name, int consumer)
 {
 	struct ring r;
@@ -1324,9 +1423,11 @@ static int cmd_hold(const char *name, int consumer)
 int main(int argc, char **argv)
 {
 	if (argc < 3)
-		die("usage: specpeer produce|consume|check|hold-consumer|hold-producer|unlink NAME ...");
+		die("usage: specpeer create|produce|consume|check|hold-consumer|hold-producer|unlink NAME ...");
 	make_token();
 	const char *cmd = argv[1];
+	if (strcmp(cmd, "create") == 0)
+		return cmd_create(argc, argv);
 	if (strcmp(cmd, "produce") == 0)
 		return cmd_produce(argc, argv);
 	if (strcmp(cmd, "consume") == 0)
@@ -1338,12 +1439,11 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "hold-producer") == 0)
 		return cmd_hold(argv[2], 0);
 	if (strcmp(cmd, "unlink") == 0) {
-		const char *n = argv[2][0] == '/' ? argv[2] + 1 : argv[2];
 		char path[300];
-		if (!n[0] || strchr(n, '/') || strlen(n) > 255)
-			die("unlink: bad name");
-		snprintf(path, sizeof path, "/dev/shm/%s", n);
-		if (unlink(path) != 0)
+		int e = shm_path(path, argv[2]);
+		if (e)
+			die("unlink %s: %s", argv[2], strerror(e));
+		if (unlink(path) != 0) /* MAP-3 */
 			die("unlink %s: %s", path, strerror(errno));
 		return 0;
 	}
