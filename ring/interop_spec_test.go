@@ -634,3 +634,88 @@ func TestXRingSpecCreates(t *testing.T) {
 		}
 	}
 }
+
+// TestXRingSpecGarbage: GEN-3 for the spec reader. A ring's positions,
+// slots and data area are filled with random words, most of them small or
+// near the positions (so that they pass some checks), and `check` must end
+// within its time limit with status 0 or 1, without a signal or a
+// sanitizer report.
+func TestXRingSpecGarbage(t *testing.T) {
+	specArgv(t, specLang)
+	seed := time.Now().UnixNano()
+	rnd := rand.New(rand.NewSource(seed))
+	t.Logf("seed %d", seed)
+	iters := 100
+	if testing.Short() || childtest.Emulated() {
+		iters = 20
+	}
+	const capacity = 256
+	outcomes := map[string]int{}
+	tally := func(s string) {
+		for _, w := range []string{"ok ", "empty", "peer dead", "SHM_ECORRUPT", "SHM_ENOTRING", "busy"} {
+			if strings.Contains(s, w) {
+				outcomes[strings.TrimSpace(w)]++
+				return
+			}
+		}
+		outcomes["other: "+s]++
+	}
+	defer func() { t.Logf("outcomes: %v", outcomes) }()
+	for i := 0; i < iters; i++ {
+		slots := []int{1, 2, 4}[rnd.Intn(3)]
+		name := testName(t)
+		r, err := Create(name, capacity, &Options{MaxMessage: 64, Producers: slots})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := newView(t, r)
+		base := uint64(rnd.Intn(1<<20) &^ 7)
+		word := func() uint64 {
+			switch rnd.Intn(6) {
+			case 0:
+				return rnd.Uint64()
+			case 1:
+				return uint64(rnd.Intn(capacity + 16))
+			case 2:
+				return base + uint64(rnd.Intn(2*capacity))&^7
+			case 3:
+				return uint64(uint32(rnd.Intn(capacity+16)-8)) | uint64(rnd.Intn(4))<<32 // a header
+			case 4:
+				return uint64(uint32(-rnd.Intn(capacity))) | 1<<32 // a claimed header
+			}
+			return 0
+		}
+		v.put(344, 4, uint64(rnd.Intn(2)))        // producers_ever
+		v.put(128, 8, base+uint64(rnd.Intn(3))*8) // head
+		if rnd.Intn(4) == 0 {
+			v.put(64, 8, word()) // tail
+		} else {
+			v.put(64, 8, base+uint64(rnd.Intn(capacity/8+1))*8)
+		}
+		for s := 0; s < slots; s++ {
+			for _, off := range []int{0, 16, 24} { // token, claim_start, claim_end
+				if rnd.Intn(2) == 0 {
+					v.put(384+64*s+off, 8, word())
+				}
+			}
+		}
+		for off := 0; off < capacity; off += 8 {
+			switch rnd.Intn(4) {
+			case 0:
+				v.put(v.doff+off, 8, word())
+			case 1:
+				v.put(v.doff+off, 8, uint64(8+rnd.Intn(64))|uint64(1+rnd.Intn(2))<<32) // a plausible record
+			}
+		}
+		p := specStart(t, specLang, 30*time.Second, "check", name)
+		err = p.wait()
+		var ee *exec.ExitError
+		if err != nil && (!errors.As(err, &ee) || ee.ExitCode() != 1) || sanitizerReport(p.err.String()) {
+			t.Fatalf("iteration %d (seed %d): check: %v; stdout %q, stderr:\n%s", i, seed, err, p.out.String(), p.err.String())
+		}
+		tally(p.out.String() + p.err.String())
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
