@@ -1049,7 +1049,7 @@ static inline int shm_recv_segment(int sock, shm_seg *seg, size_t max_size, int 
 #define SHM__R_SLEEP_NS 100000000ll /* a futex sleep lasts at most this */
 #define SHM__R_SPINS 2000
 #define SHM__R_YIELDS 50
-#define SHM__R_HOLD_NS 1000ll       /* see shm__ring_hold */
+#define SHM__R_HOLD_NS 2000ll       /* see shm__ring_hold */
 
 /* header offsets */
 enum {
