@@ -1539,7 +1539,7 @@ static inline void shm__ring_hold(int64_t timeout_ns) {
 
 /* The claim of shm__ring_claim past its common case: padding, a fresh H,
  * waiting, errors. Kept out of line so that the common case stays small. */
-__attribute__((noinline)) static int shm__ring_claim_slow(shm_ring_producer *p, size_t n, int64_t timeout_ns) {
+static __attribute__((noinline, unused)) int shm__ring_claim_slow(shm_ring_producer *p, size_t n, int64_t timeout_ns) {
 	shm_ring *r = p->r;
 	int rc = shm__ring_consumer_gone(p, 0);
 	if (rc < 0) return rc;
@@ -1933,7 +1933,7 @@ static inline int shm__ring_consumer_look(shm_ring_consumer *c, int stuck, int f
 /* The read of shm__ring_next past its common case: padding, validation
  * errors, waiting, peers. Kept out of line so that the common case stays
  * small. */
-__attribute__((noinline)) static int shm__ring_next_slow(shm_ring_consumer *c, uint64_t *len, int64_t timeout_ns) {
+static __attribute__((noinline, unused)) int shm__ring_next_slow(shm_ring_consumer *c, uint64_t *len, int64_t timeout_ns) {
 	shm_ring *r = c->r;
 	int rc = shm__ring_poll(c, len);
 	int streak = c->streak;
