@@ -19,7 +19,11 @@
 // consumer process attaches and says it is ready, then a producer process
 // sends. The figure is the consumer's, from its first message to its last,
 // and each row is the best of its batches, the rows taking turns within a
-// batch: interference on a shared machine only ever adds time.
+// batch: interference on a shared machine mostly adds time. The median of
+// each row's batches, and the ratios of the medians, are printed beside the
+// best ones for reference: the C baseline, a spin without pause, swings
+// most from batch to batch (on the 2-vCPU VM of notes/xlangbench.md by
+// 2× and more between the batches of one run).
 //
 // With -python, a python3 that imports the shm package (and numpy) also
 // runs python/bench/pybench.py each batch, adding its rows: 64 B Python to

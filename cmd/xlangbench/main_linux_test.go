@@ -103,6 +103,20 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestRowMedian: the median of an odd count is the middle run, of an even
+// count the mean of the middle two, whatever the order of the runs.
+func TestRowMedian(t *testing.T) {
+	var r Row
+	for i, tc := range []struct{ x, best, median float64 }{
+		{3, 3, 3}, {1, 3, 2}, {10, 10, 3}, {2, 10, 2.5},
+	} {
+		r.add(tc.x)
+		if r.Best != tc.best || r.Median != tc.median {
+			t.Errorf("after %d runs %v: best %v, median %v, want %v and %v", i+1, r.Runs, r.Best, r.Median, tc.best, tc.median)
+		}
+	}
+}
+
 // TestJSON: -json gives five rows with one figure each and three ratios.
 func TestJSON(t *testing.T) {
 	needGCC(t)
@@ -119,8 +133,8 @@ func TestJSON(t *testing.T) {
 		t.Fatalf("xlangbench -json: %d rows and %d ratios, want 5 and 3:\n%s", len(rep.Rows), len(rep.Ratios), out)
 	}
 	for _, r := range rep.Rows {
-		if len(r.Runs) != 1 || r.Best <= 0 || r.Best != r.Runs[0] {
-			t.Errorf("row %s: best %v of runs %v, want one positive run", r.Key, r.Best, r.Runs)
+		if len(r.Runs) != 1 || r.Best <= 0 || r.Best != r.Runs[0] || r.Median != r.Runs[0] {
+			t.Errorf("row %s: best %v, median %v of runs %v, want one positive run", r.Key, r.Best, r.Median, r.Runs)
 		}
 	}
 }
