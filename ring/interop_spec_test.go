@@ -645,7 +645,7 @@ func TestXRingSpecGarbage(t *testing.T) {
 	seed := time.Now().UnixNano()
 	rnd := rand.New(rand.NewSource(seed))
 	t.Logf("seed %d", seed)
-	iters := 100
+	iters := 50
 	if testing.Short() || childtest.Emulated() {
 		iters = 20
 	}
@@ -708,7 +708,11 @@ func TestXRingSpecGarbage(t *testing.T) {
 			}
 		}
 		p := specStart(t, specLang, 30*time.Second, "check", name)
+		began := time.Now()
 		err = p.wait()
+		if d := time.Since(began); d > 3*time.Second {
+			t.Logf("iteration %d: check took %v: %v %q %q", i, d, err, p.out.String(), p.err.String())
+		}
 		var ee *exec.ExitError
 		if err != nil && (!errors.As(err, &ee) || ee.ExitCode() != 1) || sanitizerReport(p.err.String()) {
 			t.Fatalf("iteration %d (seed %d): check: %v; stdout %q, stderr:\n%s", i, seed, err, p.out.String(), p.err.String())

@@ -693,17 +693,22 @@ static int recover(struct cons *c)
 	return RES_OK;
 }
 
-/* RING-27, then RING-28 when pending. */
+/* RING-27, then RING-28 when pending. Unlike the text, t is loaded for
+ * each dead slot after its liveness check: with RING-27's single load
+ * before the checks, a producer that wins its CAS on T after that load and
+ * dies before its check has claim_start >= t, its slot is freed, and its
+ * claimed record below T is then covered by no announcement (see
+ * notes/specpeer.md). */
 static int reap(struct cons *c)
 {
 	struct ring *r = c->r;
-	uint64_t t = ld(h64(r, H_TAIL));
 	int pending = 0;
 	uint64_t dead = 0;
 	for (uint32_t i = 0; i < r->S; i++) {
 		uint64_t tok = ld(slot64(r, i, S_TOKEN));
 		if (tok == 0 || alive(&r->seg, tok))
 			continue;
+		uint64_t t = ld(h64(r, H_TAIL));
 		uint64_t e = atomic_load_explicit(slot64(r, i, S_CLAIM_END), memory_order_acquire);
 		if (e != 0 && atomic_load_explicit(slot64(r, i, S_CLAIM_START), memory_order_acquire) < t && c->H < e) {
 			pending = 1;
