@@ -1102,6 +1102,9 @@ typedef struct shm_ring_consumer {
 	uint64_t bytes;       /* their payload bytes (statistics) */
 	int64_t last_check;
 	int streak;           /* the last read found a message at once */
+	uint32_t takeovers;   /* takeovers counted as deaths so far (RING-30) */
+	uint32_t deaths;      /* deaths found and not yet reported */
+	uint64_t death_at;    /* reported once H reaches this T (the latest death's) */
 } shm_ring_consumer;
 
 static inline int shm_ring_producer_close(shm_ring_producer *p);
@@ -1748,15 +1751,28 @@ static inline int shm__ring_recover(shm_ring_consumer *c) {
 	return 1;
 }
 
-/* Step 13: free the slots of dead producers; SHM_EPEERDEAD once per slot
- * freed, else 0. */
+/* One death found (a reaped slot or a takeover): reported once H reaches a
+ * T loaded now, after everything the dead producer committed (RING-30). One
+ * position for all pending deaths, the latest: each is still reported after
+ * its own T. */
+static inline void shm__ring_death(shm_ring_consumer *c) {
+	uint64_t t = atomic_load(shm__r64(c->r, SHM__O_TAIL));
+	if (c->deaths == 0 || t > c->death_at) c->death_at = t;
+	c->deaths++;
+}
+
+/* Step 13: free the slots of dead producers, each a death to report
+ * (shm__ring_death); 0. */
 static inline int shm__ring_reap(shm_ring_consumer *c) {
 	shm_ring *r = c->r;
-	uint64_t t = atomic_load(shm__r64(r, SHM__O_TAIL));
 	for (uint32_t i = 0; i < r->nslots; i++) {
 		_Atomic uint64_t *tw = shm__rslot(r, i, SHM__S_TOK);
 		uint64_t tok = atomic_load(tw);
 		if (tok == 0 || shm_peer_alive(&r->seg, tok)) continue;
+		/* T after the liveness check: a producer whose CAS moved T after an
+		 * earlier load and that died since has its claim_start at or past
+		 * that T, and its claim would be freed uncovered. */
+		uint64_t t = atomic_load(shm__r64(r, SHM__O_TAIL));
 		uint64_t s, e;
 		if (shm__ring_claim_of(r, i, &s, &e) < 0) continue;
 		if (e != 0 && s < t && c->head < e) continue; /* recovery has not passed it yet */
@@ -1770,7 +1786,7 @@ static inline int shm__ring_reap(shm_ring_consumer *c) {
 		}
 		if (atomic_compare_exchange_strong(tw, &tok, 0)) {
 			atomic_fetch_add(shm__r32(r, SHM__O_REAPED), 1);
-			return SHM_EPEERDEAD;
+			shm__ring_death(c);
 		}
 	}
 	return 0;
@@ -1813,6 +1829,7 @@ static inline int shm_ring_consumer_attach(shm_ring *r, shm_ring_consumer *c, in
 	if (!got) return -EBUSY;
 	atomic_store(shm__r64(r, SHM__O_CPID), (uint64_t)getpid());
 	atomic_store(shm__r32(r, SHM__O_CSTATE), 1);
+	c->takeovers = atomic_load(shm__r32(r, SHM__O_PTAKEOVERS)); /* RING-30's baseline */
 	c->count = atomic_load_explicit(shm__r64(r, SHM__O_RELEASED), memory_order_relaxed); /* RING-33: count on */
 	c->bytes = atomic_load_explicit(shm__r64(r, SHM__O_RBYTES), memory_order_relaxed);
 	c->attached = 1;
@@ -1926,7 +1943,17 @@ static inline int shm__ring_consumer_look(shm_ring_consumer *c, int stuck, int f
 		int rc = shm__ring_reap(c);
 		if (rc < 0) return rc;
 	}
-	if (!stuck && shm__ring_eof(c)) return SHM_EOF;
+	/* A producer whose slot a newcomer took before we reaped it is a death
+	 * too: each takeover since attach (RING-30). */
+	uint32_t tk = atomic_load(shm__r32(c->r, SHM__O_PTAKEOVERS));
+	for (; c->takeovers != tk && c->deaths < SHM__RMAXSLOTS; c->takeovers++) shm__ring_death(c);
+	/* Reports come one per call, once H has passed the T of their finding,
+	 * and before the end of the stream. */
+	if (c->deaths > 0 && c->head >= c->death_at) {
+		c->deaths--;
+		return SHM_EPEERDEAD;
+	}
+	if (!stuck && c->deaths == 0 && shm__ring_eof(c)) return SHM_EOF;
 	return 0;
 }
 
@@ -1973,7 +2000,7 @@ static __attribute__((noinline, unused)) int shm__ring_next_slow(shm_ring_consum
 			/* The last producer's close frees its slot before its store 0 in
 			 * consumer_waiting, which may precede our store 1; then only this
 			 * look at the slots sees the end of the stream. */
-			if (rc == -EAGAIN && shm__ring_eof(c)) return SHM_EOF;
+			if (rc == -EAGAIN && c->deaths == 0 && shm__ring_eof(c)) return SHM_EOF;
 			now = shm__now_ns();
 			int64_t left = w.end - now, d = SHM__R_SLEEP_NS;
 			if (left < d) d = left;
