@@ -723,3 +723,63 @@ func TestXRingSpecGarbage(t *testing.T) {
 		}
 	}
 }
+
+// TestXRingSpecGarbageProducer: GEN-3 for the spec producer. Random
+// positions and slot words, a dead consumer (so that a producer facing a
+// full ring fails, RING-31, instead of waiting for a consumer that never
+// comes) or a closed one; `produce` of 3 messages must end with status 0
+// or 1, without a signal or a sanitizer report.
+func TestXRingSpecGarbageProducer(t *testing.T) {
+	specArgv(t, specLang)
+	seed := time.Now().UnixNano()
+	rnd := rand.New(rand.NewSource(seed))
+	t.Logf("seed %d", seed)
+	const capacity = 256
+	const deadToken = 0x2b_1234_5678 // valid (LIVE-2), held by nobody
+	outcomes := map[int]int{}
+	for i := 0; i < 30; i++ {
+		slots := []int{1, 2, 4}[rnd.Intn(3)]
+		name := testName(t)
+		r, err := Create(name, capacity, &Options{MaxMessage: 64, Producers: slots})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := newView(t, r)
+		base := uint64(rnd.Intn(1<<20) &^ 7)
+		pos := func() uint64 {
+			switch rnd.Intn(8) {
+			case 0:
+				return rnd.Uint64()
+			case 1:
+				return base + uint64(rnd.Intn(2*capacity))
+			}
+			return base + uint64(rnd.Intn(capacity/8+1))*8
+		}
+		v.put(128, 8, base)                    // head
+		v.put(64, 8, pos())                    // tail
+		v.put(320, 8, deadToken)               // consumer_token
+		v.put(336, 4, uint64(1+rnd.Intn(4)/3)) // consumer_state: attached, or closed (1 in 4)
+		for s := 0; s < slots; s++ {
+			for _, off := range []int{0, 16, 24} {
+				if rnd.Intn(6) == 0 {
+					v.put(384+64*s+off, 8, pos())
+				}
+			}
+		}
+		p := specStart(t, specLang, 30*time.Second, "produce", name, "0", "3", "29", "32")
+		err = p.wait()
+		var ee *exec.ExitError
+		code := 0
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		}
+		if err != nil && code != 1 || sanitizerReport(p.err.String()) {
+			t.Fatalf("iteration %d (seed %d): produce: %v; stdout %q, stderr:\n%s", i, seed, err, p.out.String(), p.err.String())
+		}
+		outcomes[code]++
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("exit statuses: %v", outcomes)
+}
