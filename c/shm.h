@@ -45,7 +45,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -285,15 +284,6 @@ static inline int shm_wake(_Atomic uint32_t *addr, int n) {
 /* One per process, whatever the number of translation units. */
 __attribute__((weak)) _Atomic uint64_t shm__token_value;
 __attribute__((weak)) _Atomic uint32_t shm__presence_seq;
-__attribute__((weak)) _Atomic uint32_t shm__token_atfork; /* 1 once shm__token_forked is registered */
-
-/* A child made by fork is another process: it makes its own token at its
- * first use (LIVE-1) instead of keeping its parent's, under which its
- * death could not be told from its parent's. It runs in the child, where
- * only the forking thread exists. */
-static __attribute__((unused)) void shm__token_forked(void) {
-	atomic_store_explicit(&shm__token_value, 0, memory_order_relaxed);
-}
 
 static inline int shm_valid_token(uint64_t tok) {
 #if defined(__linux__)
@@ -339,8 +329,6 @@ static inline uint64_t shm__new_token(void) {
 static inline uint64_t shm_token(void) {
 	uint64_t t = atomic_load_explicit(&shm__token_value, memory_order_acquire);
 	if (t != 0) return t;
-	uint32_t once = 0;
-	if (atomic_compare_exchange_strong(&shm__token_atfork, &once, 1)) pthread_atfork(NULL, NULL, shm__token_forked);
 	uint64_t nt = shm__new_token();
 	if (atomic_compare_exchange_strong(&shm__token_value, &t, nt)) return nt;
 	return t;
