@@ -1028,7 +1028,7 @@ static inline int shm_recv_segment(int sock, shm_seg *seg, size_t max_size, int 
  * this header chose. Step numbers in comments ("step 7") point there.
  */
 
-#define SHM_RING_VERSION 2
+#define SHM_RING_VERSION 3
 #define SHM_RING_MAGIC 0x00474e49524d4853ull
 #define SHM_ECORRUPT (-EBADMSG)
 #define SHM_ENOTRING (-EPROTO)
@@ -1071,6 +1071,7 @@ typedef struct shm_ring {
 	uint32_t nslots;
 	int multi;
 	int own_seg;          /* shm_ring_close closes seg */
+	int xfence;           /* registered for the sleepers' membarrier: publish with release (RING-25) */
 } shm_ring;
 
 typedef struct shm_ring_producer {
@@ -1173,12 +1174,66 @@ static inline int shm_ring_create_in(shm_ring *r, shm_seg *seg, uint64_t capacit
 /* shm_ring_open_in checks the ring header in seg (step 1): SHM_ENOTRING for
  * a wrong magic or layout version, SHM_ECORRUPT for geometry that is invalid
  * or does not fit the segment. The ring does not own seg. */
+/* Wake fences (SPEC.md RING-25). A sleeper announces itself, then runs
+ * membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) before it re-checks: every
+ * running thread of every process registered for that command executes a
+ * full barrier (membarrier(2), Linux 4.16; kernel/sched/membarrier.c). A
+ * registered waker may then publish a position with a release store and
+ * load the waiting word with no fence between: the sleeper's barrier
+ * stands in for it. One not registered keeps seq-cst stores. The state is
+ * per process (a weak symbol, like the token): 0 not asked yet, 1
+ * registered, 2 not. */
+__attribute__((weak)) _Atomic int shm__xfence_state;
+
+static inline int shm__xfence(void) {
+#if defined(__linux__)
+	int st = atomic_load_explicit(&shm__xfence_state, memory_order_relaxed);
+	if (st == 0) {
+		/* MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED (include/uapi/linux/membarrier.h) */
+		st = syscall(SYS_membarrier, 1 << 2, 0, 0) == 0 ? 1 : 2;
+		atomic_store_explicit(&shm__xfence_state, st, memory_order_relaxed);
+	}
+	return st == 1;
+#else
+	return 0; /* no membarrier(2): wakers keep their own fence */
+#endif
+}
+
+/* The sleeper's barrier (RING-23 step 2): 1 when every registered waker is
+ * ordered, 0 when the call failed (then sleep at most 1 ms: a registered
+ * waker could go unseen). Nothing to do without membarrier(2): no waker
+ * registers there. */
+static inline int shm__sleeper_barrier(void) {
+#if defined(__linux__)
+	for (;;) {
+		/* MEMBARRIER_CMD_GLOBAL_EXPEDITED */
+		if (syscall(SYS_membarrier, 1 << 1, 0, 0) == 0) return 1;
+		if (errno != EINTR) return 0;
+	}
+#else
+	return 1;
+#endif
+}
+
+#define SHM__R_BARRIERLESS_NS 1000000LL
+
+/* A publishing store (T, H) that a sleeper on the other side may re-check. */
+static inline void shm__ring_publish(const shm_ring *r, _Atomic uint64_t *w, uint64_t v) {
+	if (r->xfence) {
+		atomic_store_explicit(w, v, memory_order_release);
+		atomic_signal_fence(memory_order_seq_cst); /* the compiler keeps the waiting word's load after it */
+	} else {
+		atomic_store(w, v);
+	}
+}
+
 static inline int shm_ring_open_in(shm_ring *r, shm_seg *seg) {
 	if (seg == NULL || seg->addr == NULL) return -EINVAL;
 	if (seg->size < SHM__RH) return SHM_ENOTRING;
 	memset(r, 0, sizeof *r);
 	r->seg = *seg;
 	r->base = (unsigned char *)seg->addr;
+	r->xfence = shm__xfence();
 	uint64_t magic = 0;
 	for (int i = 0; i < 200; i++) { /* a creator still writing the header */
 		magic = atomic_load_explicit(shm__r64(r, SHM__O_MAGIC), memory_order_acquire);
@@ -1281,9 +1336,11 @@ static inline void shm_ring_stats_read(const shm_ring *r, shm_ring_stats *st) {
 	st->consumer_state = atomic_load(shm__r32(r, SHM__O_CSTATE));
 }
 
-/* step 11, waker side: after a publishing store (seq-cst), wake the other
- * side if its waiting word says it sleeps, counting the wake in the word 8
- * bytes on (consumer_waiting 192 → 200, producer_waiting 256 → 264). */
+/* step 11, waker side: after a publishing store, wake the other side if
+ * its waiting word says it sleeps, counting the wake in the word 8 bytes on
+ * (consumer_waiting 192 → 200, producer_waiting 256 → 264). The load is
+ * seq-cst: a plain MOV on x86, and on arm64 an LDAR, which an earlier STLR
+ * does not pass. */
 static inline void shm__ring_wake(_Atomic uint32_t *w) {
 	if (atomic_load(w) != 0 && atomic_exchange(w, 0) != 0) {
 		atomic_fetch_add_explicit((_Atomic uint64_t *)(void *)((unsigned char *)w + 8), 1, memory_order_relaxed);
@@ -1435,7 +1492,7 @@ static inline int shm__ring_try_claim(shm_ring_producer *p, uint64_t n) {
 				atomic_store_explicit(shm__rrec(r, t), shm__rword((int32_t)pad, SHM__R_PAD), memory_order_relaxed);
 				t += pad;
 				p->tail = t;
-				atomic_store(shm__r64(r, SHM__O_TAIL), t);
+				shm__ring_publish(r, shm__r64(r, SHM__O_TAIL), t);
 				shm__ring_wake(shm__r32(r, SHM__O_CWAIT));
 				continue;
 			}
@@ -1577,6 +1634,7 @@ static __attribute__((noinline, unused)) int shm__ring_claim_slow(shm_ring_produ
 		} else {
 			atomic_store(pw, 1);
 			atomic_thread_fence(memory_order_seq_cst); /* step 11: Dekker with the H store */
+			int fenced = shm__sleeper_barrier();      /* RING-25: for wakers that publish with release */
 			rc = shm__ring_try_claim(p, n);
 			if (rc != -EAGAIN) return rc;
 			/* RING-23's re-check includes consumer_state: a close stores it
@@ -1585,7 +1643,7 @@ static __attribute__((noinline, unused)) int shm__ring_claim_slow(shm_ring_produ
 			rc = shm__ring_consumer_gone(p, 0);
 			if (rc < 0) return rc;
 			now = shm__now_ns();
-			int64_t left = w.end - now, d = SHM__R_SLEEP_NS;
+			int64_t left = w.end - now, d = fenced ? SHM__R_SLEEP_NS : SHM__R_BARRIERLESS_NS;
 			if (left < d) d = left;
 			if (d > 0) {
 				atomic_fetch_add(shm__r64(r, SHM__O_PSLEEPS), 1);
@@ -1654,7 +1712,7 @@ static inline int shm_ring_commit(shm_ring_producer *p, size_t n) {
 		atomic_store_explicit(shm__rrec(r, p->cl_pos), shm__rword((int32_t)(8 + n), SHM__R_DATA), memory_order_relaxed);
 		p->tail = p->cl_pos + rec;
 		p->claimed = 0;
-		atomic_store(shm__r64(r, SHM__O_TAIL), p->tail);
+		shm__ring_publish(r, shm__r64(r, SHM__O_TAIL), p->tail);
 		atomic_store_explicit(shm__r64(r, SHM__O_COMMITTED), ++p->count, memory_order_relaxed);
 		atomic_store_explicit(shm__r64(r, SHM__O_CBYTES), p->bytes += n, memory_order_relaxed);
 	} else {
@@ -1885,7 +1943,7 @@ static inline void shm__ring_advance(shm_ring_consumer *c, uint64_t a, int data,
 		atomic_store_explicit(hw, 0, memory_order_release);
 	}
 	c->head += a;
-	atomic_store(shm__r64(r, SHM__O_HEAD), c->head);
+	shm__ring_publish(r, shm__r64(r, SHM__O_HEAD), c->head);
 	if (data) {
 		atomic_store_explicit(shm__r64(r, SHM__O_RELEASED), ++c->count, memory_order_relaxed);
 		atomic_store_explicit(shm__r64(r, SHM__O_RBYTES), c->bytes += n, memory_order_relaxed);
@@ -1995,6 +2053,7 @@ static __attribute__((noinline, unused)) int shm__ring_next_slow(shm_ring_consum
 			if (lr < 0) return lr;
 			atomic_store(cw, 1);
 			atomic_thread_fence(memory_order_seq_cst); /* step 11: Dekker with the T/header store */
+			int fenced = shm__sleeper_barrier();      /* RING-25: for wakers that publish with release */
 			rc = shm__ring_poll(c, len);
 			if (rc <= 0 && rc != -EAGAIN) return rc; /* the word stays 1 (RING-23) */
 			/* The last producer's close frees its slot before its store 0 in
@@ -2002,7 +2061,7 @@ static __attribute__((noinline, unused)) int shm__ring_next_slow(shm_ring_consum
 			 * look at the slots sees the end of the stream. */
 			if (rc == -EAGAIN && c->deaths == 0 && shm__ring_eof(c)) return SHM_EOF;
 			now = shm__now_ns();
-			int64_t left = w.end - now, d = SHM__R_SLEEP_NS;
+			int64_t left = w.end - now, d = fenced ? SHM__R_SLEEP_NS : SHM__R_BARRIERLESS_NS;
 			if (left < d) d = left;
 			if (d > 0) {
 				atomic_fetch_add(shm__r64(r, SHM__O_CSLEEPS), 1);

@@ -272,7 +272,7 @@ func (c *Consumer) advance(size uint64) {
 		hook("release header zeroed")
 	}
 	c.head += size
-	r.h.Head.Store(c.head)
+	publish(&r.h.Head, c.head)
 	r.wakeProducers()
 }
 

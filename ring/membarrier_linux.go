@@ -10,6 +10,7 @@ import (
 
 // membarrier(2) commands (include/uapi/linux/membarrier.h).
 const (
+	membarrierRegisterGlobalExpedited  = 1 << 2
 	membarrierPrivateExpedited         = 1 << 3
 	membarrierRegisterPrivateExpedited = 1 << 4
 )
@@ -42,5 +43,29 @@ func heavyBarrier() {
 		if e != unix.EINTR {
 			return
 		}
+	}
+}
+
+// crossProcess reports whether this process is registered for
+// membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) (Linux 4.16), so that a
+// sleeper in any process that issues the command makes every running
+// thread of this one execute a full memory barrier. Only then may its
+// wakers publish a position with a plain store (SPEC.md RING-25, the
+// asymmetric form): the sleeper's barrier stands in for the waker's
+// store-load fence. Registered once, when the package is initialised.
+var crossProcess = func() bool {
+	_, _, e := unix.Syscall(unix.SYS_MEMBARRIER, membarrierRegisterGlobalExpedited, 0, 0)
+	return e == 0
+}()
+
+// publish stores a position (the tail, the head) that a sleeper on the
+// other side may be about to re-check, before the waker loads the waiting
+// word (RING-24). Registered, it is a plain store (release on x86-TSO)
+// with no locked instruction; otherwise a sequentially consistent one.
+func publish(a *atomic.Uint64, v uint64) {
+	if crossProcess {
+		storeRelease64(a, v)
+	} else {
+		a.Store(v)
 	}
 }

@@ -12,3 +12,9 @@ const asymmetric = false
 func heavyBarrier() {}
 
 func storeBusy(a *atomic.Uint32) { a.Store(1) }
+
+// publish stores a position with sequentially consistent order: wakers
+// here keep the symmetric form of RING-25 (on arm64 Go's store is STLR
+// and its load LDAR, which are not reordered; under the race detector the
+// plain store is not used).
+func publish(a *atomic.Uint64, v uint64) { a.Store(v) }

@@ -275,7 +275,7 @@ func (p *Producer) commit() {
 	storeStat(p.statMsgs, p.sent)
 	storeStat(p.statBytes, p.sentBytes)
 	if r.multi {
-		r.words[p.claimIdx/8].Store(pack(p.claimLen, typeData))
+		publish(&r.words[p.claimIdx/8], pack(p.claimLen, typeData))
 		hook("commit header")
 		p.slot.ClaimEnd.Store(0)
 	} else {
@@ -283,7 +283,7 @@ func (p *Producer) commit() {
 		// and spares a locked instruction per message.
 		r.plain[p.claimIdx/8] = pack(p.claimLen, typeData)
 		p.tail = p.claimEnd
-		r.h.Tail.Store(p.tail)
+		publish(&r.h.Tail, p.tail)
 	}
 	r.wakeConsumer()
 }
@@ -422,7 +422,7 @@ func (p *Producer) tryClaim(n int, size uint64) ([]byte, error) {
 				// at offset 0 instead of forever.
 				r.words[idx/8].Store(pack(int32(pad), typePadding))
 				p.tail += pad
-				r.h.Tail.Store(p.tail)
+				publish(&r.h.Tail, p.tail)
 				r.wakeConsumer()
 				continue
 			}

@@ -119,10 +119,14 @@ const (
 	// Magic is the value of the word at offset 0 of a ring's segment.
 	Magic = 0x00474e49524d4853
 	// Version is the layout version this package reads and writes. Version
-	// 2 names processes by token ([shm.ProcessToken]) instead of PID and
-	// start time, records a claim's whole extent in the producer's slot,
-	// and derives the number of producers from the slots.
-	Version = 2
+	// 2 named processes by token ([shm.ProcessToken]) instead of PID and
+	// start time, recorded a claim's whole extent in the producer's slot,
+	// and derived the number of producers from the slots. Version 3 has
+	// the same bytes; its sleepers run a cross-process memory barrier
+	// (membarrier(2) on Linux) before they re-check, so that a waker may
+	// publish a position with a plain store (SPEC.md RING-25). A version-2
+	// sleeper does not, so the two cannot share a ring.
+	Version = 3
 )
 
 // Layout constants. Offsets are in bytes from the start of the segment.

@@ -27,6 +27,8 @@ const (
 	spinIters  = 2000 // polls before yielding
 	yieldIters = 50   // runtime.Gosched calls before sleeping
 	soonSleep  = 10 * time.Millisecond
+	// barrierlessSleep bounds each sleep when sleeperBarrier fails (RING-23).
+	barrierlessSleep = time.Millisecond
 )
 
 // waitState carries one blocking call's progress from spinning to
@@ -113,10 +115,17 @@ func (w *waitState) pause(ctx context.Context, word *atomic.Uint32, ready func()
 		}
 	}
 	word.Store(1)
+	// Between the announcement and the re-check, the barrier that stands
+	// in for the wakers' own store-load fence (RING-23 step 2, RING-25).
+	fenced := sleeperBarrier()
 	if ready() {
 		return lookAgain, nil
 	}
 	timeout := sleepMax - now.Sub(e.checked)
+	if !fenced {
+		// A waker that skips its fence could go unseen: bound the cost.
+		timeout = min(timeout, barrierlessSleep)
+	}
 	if w.soon != nil && *w.soon {
 		// A live process's stale claim announcement (it lost the tail
 		// CAS and has not yet withdrawn it) can hold up the recovery of
