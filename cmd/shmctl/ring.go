@@ -4,7 +4,7 @@ package main
 // once or every interval (-watch). The segment is mapped read-only and the
 // tool never attaches, never writes and never takes part in the protocol:
 // looking cannot disturb the ring. The layout is read from the offsets the
-// README's "Memory layout (layout version 2)" table documents, not through
+// README's "Memory layout (layout version 3)" table documents, not through
 // the ring package's internals, as a peer in another language would.
 
 import (
@@ -30,7 +30,7 @@ import (
 	"github.com/mindmeld-go/shm/ring"
 )
 
-// Ring header offsets (README "Memory layout (layout version 2)").
+// Ring header offsets (README "Memory layout (layout version 3)").
 const (
 	rOffMagic       = 0
 	rOffVersion     = 8
@@ -97,13 +97,13 @@ func init() {
 		name: "ring", args: "[-json] [-watch [-interval D] [-n COUNT]] NAME",
 		summary: "show a ring's state: positions, fill, ends and their liveness, counters",
 		help: `Shows the state of a ring made by the ring package (or any peer of its layout
-version 2): its geometry, head H and tail T (bytes ever released and ever
+version 3, or 2, which has the same bytes): its geometry, head H and tail T (bytes ever released and ever
 claimed), the fill T−H, the messages in flight, the consumer and each
 producer slot in use, the two sleeping flags and the statistics counters.
 
 The segment is mapped read-only: shmctl never attaches, never writes and
 takes no part in the protocol, so looking cannot disturb the ring. The
-header is validated as ring.Open does (magic, layout version 2, geometry,
+header is validated as ring.Open does (magic, layout version 3 or 2, geometry,
 segment size); anything else is an error (exit 1) that says what the
 segment looks like instead: a bus, a cell, a ring of another version, a
 ring still being created, or plain bytes.
@@ -241,7 +241,7 @@ func (v *ringView) u32(off uint64) uint32 { return v.w32[off/4].Load() }
 
 // openRingView maps name read-only and validates its ring header. The
 // error names the segment and, for one that is not a ring of layout
-// version 2, says what it looks like.
+// version 3 (or 2), says what it looks like.
 func openRingView(name string) (*ringView, error) {
 	seg, err := shm.OpenFile(name, os.O_RDONLY, 0, 0)
 	if err != nil {
@@ -280,8 +280,11 @@ func newRingView(seg *shm.Segment) (*ringView, error) {
 	if magic != ring.Magic {
 		return nil, fmt.Errorf("%s: not a ring: magic number %#x, want %#x; %s", v.name, magic, uint64(ring.Magic), looksLike(seg))
 	}
-	if v.version != ring.Version {
-		return nil, fmt.Errorf("%s: a ring of layout version %d; this shmctl reads version %d only", v.name, v.version, ring.Version)
+	// Layout 2 has the bytes of layout 3 (only the wake-up handshake
+	// differs, SPEC.md VER-3), so this reader, which takes no part in it,
+	// shows both.
+	if v.version != ring.Version && v.version != 2 {
+		return nil, fmt.Errorf("%s: a ring of layout version %d; this shmctl reads versions 2 and %d only", v.name, v.version, ring.Version)
 	}
 	corrupt := func(format string, args ...any) error {
 		return fmt.Errorf("%s: corrupt ring header: %s", v.name, fmt.Sprintf(format, args...))
@@ -325,8 +328,10 @@ func looksLike(seg *shm.Segment) string {
 			return fmt.Sprintf("it looks like a cell (layout version %d): see the cell package", ne.Uint32(head[4:]))
 		}
 	}
-	if len(head) >= 12 && ne.Uint64(head) == 0 && ne.Uint32(head[8:]) == ring.Version {
-		return "it looks like a ring still being created (magic 0, layout version 2), or one whose creator died before finishing"
+	if len(head) >= 12 && ne.Uint64(head) == 0 {
+		if v := ne.Uint32(head[8:]); v == ring.Version || v == 2 {
+			return fmt.Sprintf("it looks like a ring still being created (magic 0, layout version %d), or one whose creator died before finishing", v)
+		}
 	}
 	zero := true
 	for _, b := range head {
