@@ -30,7 +30,10 @@
 // A side that cannot proceed (ring full for a producer, empty for a consumer)
 // spins briefly and then sleeps on a futex word in the header. The other side
 // calls the kernel to wake it only when it is asleep, so a busy ring makes no
-// system calls. With [Options.Polling] an end never sleeps. A *Context call
+// system calls. On Linux a side about to sleep first runs a cross-process
+// memory barrier (membarrier(2)), so that the other side's store of the tail
+// or head needs no locked instruction of its own (SPEC.md RING-25). With
+// [Options.Polling] an end never sleeps. A *Context call
 // returns within about a millisecond of its context being done.
 //
 // # Peers

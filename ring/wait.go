@@ -116,7 +116,7 @@ func (w *waitState) pause(ctx context.Context, word *atomic.Uint32, ready func()
 	}
 	word.Store(1)
 	// Between the announcement and the re-check, the barrier that stands
-	// in for the wakers' own store-load fence (RING-23 step 2, RING-25).
+	// in for the wakers' own store-load fence (RING-23 step 1, RING-25).
 	fenced := sleeperBarrier()
 	if ready() {
 		return lookAgain, nil

@@ -18,7 +18,7 @@
 // as "/myapp-1" or "myapp-1", never a path: "/dev/shm/myapp-1" is refused
 // with a hint.
 //
-// ls shows each segment's kind when its first bytes say it: "ring v2", "bus
+// ls shows each segment's kind when its first bytes say it: "ring v3", "bus
 // v1", "cell v1" (the layouts of this module's ring, bus and cell packages),
 // or "plain"; they are read with pread from a read-only descriptor, never
 // through a writable mapping.
@@ -113,7 +113,7 @@ PATTERNs select segments by name, with the wildcards of Go's path.Match (*,
 naming it. Quote patterns from the shell.
 
 KIND comes from the segment's first bytes, read through a read-only
-descriptor (pread): "ring v2" (the ring package's magic 0x00474e49524d4853
+descriptor (pread): "ring v3" (the ring package's magic 0x00474e49524d4853
 at offset 0, the layout version at 8), "bus v1" and "cell v1" (their
 packages' 32-bit magic at 0, the version at 4), "plain" for anything else,
 including a ring, bus or cell still being made (its magic is 0 until it is
@@ -494,7 +494,7 @@ func (e *entry) pidList() string {
 	return strings.Join(s, ",")
 }
 
-// kindLabel is e's kind for a table: "ring v2", "plain", "?", or the type
+// kindLabel is e's kind for a table: "ring v3", "plain", "?", or the type
 // of an entry that is not a segment.
 func (e *entry) kindLabel() string {
 	switch {

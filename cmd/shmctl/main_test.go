@@ -583,7 +583,7 @@ func TestLsKindsPatternsNames(t *testing.T) {
 	// A pattern, given with the slash, selects; the table shows kinds,
 	// human sizes and PID(command).
 	out := mustShmctl(t, "ls", "/"+testPrefix+"*")
-	for _, want := range []string{"ring v2", "bus v", "cell v", " 3.0M ", fmt.Sprintf("%d(holder)", h.cmd.Process.Pid)} {
+	for _, want := range []string{"ring v3", "bus v", "cell v", " 3.0M ", fmt.Sprintf("%d(holder)", h.cmd.Process.Pid)} {
 		if !strings.Contains(out, want) {
 			t.Errorf("ls PATTERN: no %q in:\n%s", want, out)
 		}
@@ -592,7 +592,7 @@ func TestLsKindsPatternsNames(t *testing.T) {
 	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 2 || !strings.Contains(lines[1], pn) || !strings.Contains(lines[1], " 3145728 ") {
 		t.Errorf("ls -bytes NAME: want a header and one line for %s with 3145728 bytes:\n%s", pn, out)
 	}
-	if out := mustShmctl(t, "stat", rn); !strings.Contains(out, "ring v2") {
+	if out := mustShmctl(t, "stat", rn); !strings.Contains(out, "ring v3") {
 		t.Errorf("stat of a ring does not say its kind:\n%s", out)
 	}
 }
