@@ -516,7 +516,6 @@ func (c *Consumer) checkProducers() error {
 		return err
 	}
 	c.deadPending = false
-	tail := r.h.Tail.Load()
 	for i := range r.slots {
 		s := &r.slots[i]
 		tok := s.Token.Load()
@@ -526,7 +525,13 @@ func (c *Consumer) checkProducers() error {
 		}
 		// A dead producer. Its claim, if its tail CAS took effect, lies
 		// between the head and its end; until the head has passed it, the
-		// slot keeps the extent unblock needs.
+		// slot keeps the extent unblock needs. The tail is loaded after
+		// the death is known: one loaded before could precede a claim the
+		// producer won just before it died, whose slot would then be freed
+		// with its record unwritten and no announcement left to recover
+		// it by (RING-27). It is also where the death is reported from:
+		// every message the producer committed is below it.
+		tail := r.h.Tail.Load()
 		end := s.ClaimEnd.Load()
 		if end != 0 && s.ClaimStart.Load() < tail && c.head < end {
 			c.deadPending = true

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -256,6 +257,65 @@ func TestXRingProducerKilled(t *testing.T) {
 						cons.mustSucceed(t, fmt.Sprintf("peer-dead %d\nended %d", k, k))
 					})
 				}
+			}
+		}
+	}
+}
+
+// TestXRingProducerTakeover: on a two-slot multi-producer ring, one
+// producer holds a slot (and sends nothing) and another,
+// paused after 50 messages, is SIGKILLed; at once a producer in any
+// language attaches and sends 200 messages, taking the dead one's slot
+// over (RING-11) unless the consumer has reaped it first (RING-27). The
+// consumer, of any language, learns of the death either way, from the
+// slot or from the takeovers counter (RING-9, RING-30), and reports it
+// exactly once, after the dead producer's 50 messages; the holder, killed
+// at the end, is the second report, after all 250; then the stream ends.
+func TestXRingProducerTakeover(t *testing.T) {
+	langs := []lang{"go", "c", "py"}
+	const k, m = 50, 200
+	report := regexp.MustCompile(`^peer-dead (\d+)\npeer-dead (\d+)\nended 50 200$`)
+	for _, dl := range langs {
+		for _, nl := range langs {
+			for _, cl := range langs {
+				t.Run(fmt.Sprintf("%s-then-%s-to-%s", dl, nl, cl), func(t *testing.T) {
+					peerArgv(t, dl)
+					peerArgv(t, nl)
+					peerArgv(t, cl)
+					name := testName(t)
+					rg, err := Create(name, 1<<16, &Options{MaxMessage: 1024, Producers: 2})
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer rg.Close()
+					// The holder keeps the consumer from taking the dead
+					// producer's reaped slot for the end of the stream.
+					holder := startPeer(t, cl, time.Minute, "hold-producer", name)
+					holder.waitLine(t, "ready", 30*time.Second)
+					cons := startPeer(t, cl, time.Minute, "consume", name, "2", strconv.Itoa(m), "13", "1024", "mixed")
+					dead := startPeer(t, dl, time.Minute, "produce", name, "0", strconv.Itoa(m), "13", "1024", "mixed", "pause-after", strconv.Itoa(k))
+					dead.waitLine(t, "paused "+strconv.Itoa(k), 30*time.Second)
+					dead.kill()
+					startPeer(t, nl, time.Minute, "produce", name, "1", strconv.Itoa(m), "13", "1024", "mixed").mustSucceed(t, "")
+					st, err := rg.Stats()
+					if err != nil {
+						t.Fatal(err)
+					}
+					holder.kill()
+					cons.mustSucceed(t, "")
+					out := strings.TrimSpace(cons.out.String())
+					g := report.FindStringSubmatch(out)
+					if g == nil {
+						t.Fatalf("%s printed %q; want two peer-dead reports, then ended 50 200", cons.desc, out)
+					}
+					if n, _ := strconv.Atoi(g[1]); n < k || n > k+m {
+						t.Errorf("%s reported the first death after %d messages; want from %d to %d", cons.desc, n, k, k+m)
+					}
+					if n, _ := strconv.Atoi(g[2]); n != k+m {
+						t.Errorf("%s reported the holder's death after %d messages; want %d", cons.desc, n, k+m)
+					}
+					t.Logf("%q; before the holder's death: reaped %d, producer takeovers %d", out, st.DeadProducersReaped, st.ProducerTakeovers)
+				})
 			}
 		}
 	}
