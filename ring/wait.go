@@ -24,8 +24,9 @@ func wake(addr *atomic.Uint32, n int) (int, error) { return shm.Wake(addr, n) }
 // microseconds on a busy ring, and a sleep plus wake-up costs tens of
 // microseconds on a virtual machine.
 const (
-	spinIters  = 2000 // polls before yielding
-	yieldIters = 50   // runtime.Gosched calls before sleeping
+	spinIters  = 2000                   // polls before yielding
+	yieldIters = 50                     // runtime.Gosched calls before sleeping, at least
+	yieldTime  = 100 * time.Microsecond // and for at least this long
 	soonSleep  = 10 * time.Millisecond
 	// barrierlessSleep bounds each sleep when sleeperBarrier fails (RING-23).
 	barrierlessSleep = time.Millisecond
@@ -45,6 +46,19 @@ type waitState struct {
 	sleeps  *atomic.Uint64 // the statistics word counting this side's sleeps
 	wctx    context.Context
 	cancel  context.CancelFunc
+	yield0  time.Time // when the yielding began
+}
+
+// yielding reports whether the call has yielded for less than yieldTime:
+// a peer that takes tens of microseconds per message (a Python producer
+// filling a megabyte) then finds this end awake, and its commit needs no
+// system call to wake it.
+func (w *waitState) yielding() bool {
+	now := time.Now()
+	if w.yield0.IsZero() {
+		w.yield0 = now
+	}
+	return now.Sub(w.yield0) < yieldTime
 }
 
 func (w *waitState) done() {
@@ -90,7 +104,7 @@ func (w *waitState) pause(ctx context.Context, word *atomic.Uint32, ready func()
 			return pollAgain, nil
 		}
 		runtime.Gosched()
-	} else if w.n < spinIters+yieldIters {
+	} else if w.n < spinIters+yieldIters || w.yielding() {
 		runtime.Gosched()
 		return pollAgain, nil
 	}

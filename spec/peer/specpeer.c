@@ -1,4 +1,4 @@
-/* specpeer.c: a ring peer (SPEC.md section 9, ring layout version 2) written
+/* specpeer.c: a ring peer (SPEC.md section 9, ring layout version 3) written
  * from SPEC.md alone, without reading any implementation of it (issue 9
  * item 1). Clause numbers in the comments are SPEC.md's. C11, libc and Linux
  * system calls only (futex, OFD locks). Copy mode only: every MODE argument
@@ -36,7 +36,7 @@ typedef _Atomic uint32_t a32;
 
 /* 9.2 constants */
 #define RING_MAGIC 0x00474e49524d4853ull
-#define RING_VERSION 2u
+#define RING_VERSION 3u
 #define HEADER_SIZE 384u
 #define SLOT_SIZE 64u
 #define MIN_CAPACITY 64ull
@@ -124,6 +124,20 @@ static void sleep_ns(uint64_t ns)
 }
 
 /* ---- 3. wait and wake (WAIT-1..3): process-shared futex ---- */
+
+/* RING-23 step 1 (layout 3): the sleeper's cross-process barrier, so that
+ * registered wakers may skip their own fence (RING-25). 1 if it ran, 0 if
+ * it failed (then sleep at most 1 ms). This peer's own wakers do not
+ * register: they keep seq_cst stores (the symmetric form). */
+static int sleeper_barrier(void)
+{
+	for (;;) {
+		if (syscall(SYS_membarrier, 1 << 1 /* MEMBARRIER_CMD_GLOBAL_EXPEDITED */, 0, 0) == 0)
+			return 1;
+		if (errno != EINTR)
+			return 0;
+	}
+}
 
 static void futex_wait(a32 *w, uint32_t val, uint64_t ns)
 {
@@ -773,6 +787,8 @@ static void cons_sleep(struct cons *c, uint64_t ns)
 	struct ring *r = c->r;
 	a32 *w = h32(r, H_CONS_WAITING);
 	atomic_store(w, 1);
+	if (!sleeper_barrier() && ns > 1000000ull)
+		ns = 1000000ull;
 	if (!r->multi) {
 		if (ld(h64(r, H_TAIL)) != c->H)
 			return;
@@ -918,6 +934,7 @@ static int prod_sleep(struct prod *p, uint64_t size)
 		sched_yield();
 	}
 	atomic_store(w, 1);
+	uint64_t ns = sleeper_barrier() ? 100000000ull : 1000000ull;
 	uint64_t t = r->multi ? ld(h64(r, H_TAIL)) : p->T;
 	if (r->C - (t - ld(h64(r, H_HEAD))) >= size || atomic_load(h32(r, H_CONS_STATE)) == 2)
 		return RES_OK;
@@ -927,7 +944,7 @@ static int prod_sleep(struct prod *p, uint64_t size)
 		return RES_PEERDEAD;
 	}
 	atomic_fetch_add_explicit(h64(r, H_ST_PROD_SLEEPS), 1, memory_order_relaxed);
-	futex_wait(w, 1, 100000000ull);
+	futex_wait(w, 1, ns);
 	return RES_OK;
 }
 
