@@ -293,6 +293,16 @@ func TestXRingProducerTakeover(t *testing.T) {
 					holder := startPeer(t, cl, time.Minute, "hold-producer", name)
 					holder.waitLine(t, "ready", 30*time.Second)
 					cons := startPeer(t, cl, time.Minute, "consume", name, "2", strconv.Itoa(m), "13", "1024", "mixed")
+					// Attached before the takeover: one attaching after it
+					// takes it into its baseline (RING-9 step 3).
+					for end := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+						if st, err := rg.Stats(); err == nil && st.Consumer {
+							break
+						}
+						if time.Now().After(end) {
+							t.Fatalf("%s did not attach", cons.desc)
+						}
+					}
 					dead := startPeer(t, dl, time.Minute, "produce", name, "0", strconv.Itoa(m), "13", "1024", "mixed", "pause-after", strconv.Itoa(k))
 					dead.waitLine(t, "paused "+strconv.Itoa(k), 30*time.Second)
 					dead.kill()
