@@ -1,7 +1,6 @@
 package ring
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -54,40 +53,6 @@ func specRingPeer(t *testing.T) string {
 	})
 }
 
-// specArgv is peerArgv that also knows the spec peer.
-func specArgv(t *testing.T, l lang) []string {
-	t.Helper()
-	if l == specLang {
-		return []string{specRingPeer(t)}
-	}
-	return peerArgv(t, l)
-}
-
-// specStart is startPeer for any language, the spec peer included.
-func specStart(t *testing.T, l lang, limit time.Duration, args ...string) *peerProc {
-	t.Helper()
-	if l != specLang {
-		return startPeer(t, l, limit, args...)
-	}
-	argv := specArgv(t, l)
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	cmd := exec.CommandContext(ctx, argv[0], append(argv[1:len(argv):len(argv)], args...)...)
-	p := &peerProc{cmd: cmd, desc: fmt.Sprintf("%s peer %s", l, strings.Join(args, " ")), out: new(childtest.Buffer), err: new(childtest.Buffer)}
-	cmd.Stdout, cmd.Stderr = p.out, p.err
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start %s: %v", p.desc, err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-		cancel()
-	})
-	return p
-}
-
 func kindName(multi bool) string { return map[bool]string{false: "single", true: "multi"}[multi] }
 
 // TestXRingSpecPairs: the spec peer against each language and itself, both
@@ -121,7 +86,7 @@ func TestXRingSpecPairs(t *testing.T) {
 		}
 		t.Run(fmt.Sprintf("%s-%s-%s", strings.Join(ps, "+"), r.cons, kindName(r.multi)), func(t *testing.T) {
 			for _, l := range append(r.prods, r.cons) {
-				specArgv(t, l) // skips early
+				peerArgv(t, l) // skips early
 			}
 			name := testName(t)
 			slots := 1
@@ -136,14 +101,14 @@ func TestXRingSpecPairs(t *testing.T) {
 			per := count / len(r.prods)
 			start := time.Now()
 			limit := 10 * time.Minute
-			cons := specStart(t, r.cons, limit, "consume", name, strconv.Itoa(len(r.prods)), strconv.Itoa(per), "11", "1024", "mixed")
+			cons := startPeer(t, r.cons, limit, "consume", name, strconv.Itoa(len(r.prods)), strconv.Itoa(per), "11", "1024", "mixed")
 			var prods []*peerProc
 			for id, l := range r.prods {
 				mode := "mixed"
 				if r.multi {
 					mode = []string{"copy", "zerocopy", "mixed"}[id]
 				}
-				prods = append(prods, specStart(t, l, limit, "produce", name, strconv.Itoa(id), strconv.Itoa(per), "11", "1024", mode))
+				prods = append(prods, startPeer(t, l, limit, "produce", name, strconv.Itoa(id), strconv.Itoa(per), "11", "1024", mode))
 			}
 			for _, p := range prods {
 				p.mustSucceed(t, "")
@@ -167,8 +132,8 @@ func TestXRingSpecProducerKilled(t *testing.T) {
 			for _, when := range []string{"live", "after"} {
 				pl, cl := pc[0], pc[1]
 				t.Run(fmt.Sprintf("%s-%s-%s-%s", pl, cl, kindName(multi), when), func(t *testing.T) {
-					specArgv(t, pl)
-					specArgv(t, cl)
+					peerArgv(t, pl)
+					peerArgv(t, cl)
 					name := testName(t)
 					slots := 1
 					if multi {
@@ -182,16 +147,16 @@ func TestXRingSpecProducerKilled(t *testing.T) {
 					consume := []string{"consume", name, "1", "1000", "13", "1024", "mixed"}
 					var cons *peerProc
 					if when == "live" {
-						cons = specStart(t, cl, time.Minute, consume...)
+						cons = startPeer(t, cl, time.Minute, consume...)
 					}
-					prod := specStart(t, pl, time.Minute, "produce", name, "0", "1000", "13", "1024", "mixed", "pause-after", strconv.Itoa(k))
+					prod := startPeer(t, pl, time.Minute, "produce", name, "0", "1000", "13", "1024", "mixed", "pause-after", strconv.Itoa(k))
 					prod.waitLine(t, "paused "+strconv.Itoa(k), 30*time.Second)
 					if cons != nil {
 						time.Sleep(50 * time.Millisecond) // lets the consumer drain and block first
 					}
 					prod.kill()
 					if cons == nil {
-						cons = specStart(t, cl, time.Minute, consume...)
+						cons = startPeer(t, cl, time.Minute, consume...)
 					}
 					cons.mustSucceed(t, fmt.Sprintf("peer-dead %d\nended %d", k, k))
 				})
@@ -214,7 +179,7 @@ func TestXRingSpecKilledMidStream(t *testing.T) {
 			slots = 2
 		}
 		t.Run("spec-go-"+kindName(multi), func(t *testing.T) {
-			specArgv(t, specLang)
+			peerArgv(t, specLang)
 			name := testName(t)
 			r, err := Create(name, 4096, &Options{MaxMessage: 256, Producers: slots})
 			if err != nil {
@@ -225,7 +190,7 @@ func TestXRingSpecKilledMidStream(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			prod := specStart(t, specLang, time.Minute, "produce", name, "0", "100000000", "3", "256")
+			prod := startPeer(t, specLang, time.Minute, "produce", name, "0", "100000000", "3", "256")
 			kill := uint64(1000 + rand.Intn(2000))
 			buf := make([]byte, 256)
 			var want []byte
@@ -258,16 +223,16 @@ func TestXRingSpecKilledMidStream(t *testing.T) {
 		})
 		for _, pl := range []lang{"go", "c"} {
 			t.Run(string(pl)+"-spec-"+kindName(multi), func(t *testing.T) {
-				specArgv(t, pl)
-				specArgv(t, specLang)
+				peerArgv(t, pl)
+				peerArgv(t, specLang)
 				name := testName(t)
 				r, err := Create(name, 4096, &Options{MaxMessage: 256, Producers: slots})
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer r.Close()
-				cons := specStart(t, specLang, time.Minute, "consume", name, "1", "100000000", "3", "256")
-				prod := specStart(t, pl, time.Minute, "produce", name, "0", "100000000", "3", "256")
+				cons := startPeer(t, specLang, time.Minute, "consume", name, "1", "100000000", "3", "256")
+				prod := startPeer(t, pl, time.Minute, "produce", name, "0", "100000000", "3", "256")
 				time.Sleep(time.Duration(50+rand.Intn(100)) * time.Millisecond)
 				prod.kill()
 				if err := cons.wait(); err != nil || sanitizerReport(cons.err.String()) {
@@ -311,8 +276,8 @@ func TestXRingSpecConsumerTakeover(t *testing.T) {
 		for _, vs := range pairs {
 			vl, sl := vs[0], vs[1]
 			t.Run(fmt.Sprintf("%s-then-%s-%s", vl, sl, kindName(multi)), func(t *testing.T) {
-				specArgv(t, vl)
-				specArgv(t, sl)
+				peerArgv(t, vl)
+				peerArgv(t, sl)
 				name := testName(t)
 				slots := 1
 				if multi {
@@ -323,12 +288,12 @@ func TestXRingSpecConsumerTakeover(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer rg.Close()
-				victim := specStart(t, vl, time.Minute, "consume", name, "1", strconv.Itoa(n), "17", "1024", "mixed", "pause-after", strconv.Itoa(k))
-				prod := specStart(t, specLang, time.Minute, "produce", name, "0", strconv.Itoa(n), "17", "1024", "mixed")
+				victim := startPeer(t, vl, time.Minute, "consume", name, "1", strconv.Itoa(n), "17", "1024", "mixed", "pause-after", strconv.Itoa(k))
+				prod := startPeer(t, specLang, time.Minute, "produce", name, "0", strconv.Itoa(n), "17", "1024", "mixed")
 				victim.waitLine(t, "paused "+strconv.Itoa(k), 30*time.Second)
 				prod.mustSucceed(t, "")
 				victim.kill()
-				next := specStart(t, sl, time.Minute, "consume", name, "1", strconv.Itoa(n), "17", "1024", "mixed", "from", strconv.Itoa(k))
+				next := startPeer(t, sl, time.Minute, "consume", name, "1", strconv.Itoa(n), "17", "1024", "mixed", "from", strconv.Itoa(k))
 				next.mustSucceed(t, "ok "+strconv.Itoa(n-k))
 			})
 		}
@@ -339,7 +304,7 @@ func TestXRingSpecConsumerTakeover(t *testing.T) {
 // exit status 1, stderr naming want, no sanitizer report.
 func specRefuses(t *testing.T, name, want, what string) {
 	t.Helper()
-	p := specStart(t, specLang, 30*time.Second, "check", name)
+	p := startPeer(t, specLang, 30*time.Second, "check", name)
 	err := p.wait()
 	stderr := p.err.String()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr, want) || sanitizerReport(stderr) {
@@ -352,7 +317,7 @@ func specRefuses(t *testing.T, name, want, what string) {
 // with the right error (not a ring, or corrupt), read the restored ring as
 // empty, and refuse a segment smaller than a ring header.
 func TestXRingSpecHostileHeader(t *testing.T) {
-	specArgv(t, specLang)
+	peerArgv(t, specLang)
 	name := testName(t)
 	r, err := Create(name, 4096, &Options{MaxMessage: 1000})
 	if err != nil {
@@ -395,7 +360,7 @@ func TestXRingSpecHostileHeader(t *testing.T) {
 		specRefuses(t, name, want, fmt.Sprintf("check %s: %s = %#x", c.check, c.field, c.value))
 		v.put(f.off, f.size, old)
 	}
-	specStart(t, specLang, 30*time.Second, "check", name).mustSucceed(t, "empty")
+	startPeer(t, specLang, 30*time.Second, "check", name).mustSucceed(t, "empty")
 
 	small := testName(t)
 	seg, err := shm.Create(small, slotsOffset-8)
@@ -414,21 +379,21 @@ func TestXRingSpecHostileRecord(t *testing.T) {
 	for _, wl := range []lang{"go", "c"} {
 		for _, kind := range []string{"long", "past", "short", "type", "negative"} {
 			t.Run(string(wl)+"-"+kind, func(t *testing.T) {
-				specArgv(t, wl)
-				specArgv(t, specLang)
+				peerArgv(t, wl)
+				peerArgv(t, specLang)
 				name := testName(t)
 				r, err := Create(name, 4096, &Options{MaxMessage: 256})
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer r.Close()
-				specStart(t, wl, 30*time.Second, "garbage", name, kind).mustSucceed(t, "ok")
+				startPeer(t, wl, 30*time.Second, "garbage", name, kind).mustSucceed(t, "ok")
 				specRefuses(t, name, "(SHM_ECORRUPT", string(wl)+" garbage "+kind)
 			})
 		}
 	}
 	t.Run("multi-negative", func(t *testing.T) {
-		specArgv(t, specLang)
+		peerArgv(t, specLang)
 		name := testName(t)
 		r, err := Create(name, 4096, &Options{MaxMessage: 256, Producers: 2})
 		if err != nil {
@@ -507,7 +472,7 @@ func TestXRingSpecPlantedClaims(t *testing.T) {
 	for _, c := range cases {
 		for _, l := range []lang{specLang, "go", "c"} {
 			t.Run(c.name+"-"+string(l), func(t *testing.T) {
-				specArgv(t, l)
+				peerArgv(t, l)
 				name := testName(t)
 				r, err := Create(name, capacity, &Options{MaxMessage: 256, Producers: 2})
 				if err != nil {
@@ -517,7 +482,7 @@ func TestXRingSpecPlantedClaims(t *testing.T) {
 				v := newView(t, r)
 				v.put(everOff, 4, 1)
 				c.plant(v)
-				specStart(t, l, 30*time.Second, "consume", name, "1", "1", "19", "256").mustSucceed(t, c.want)
+				startPeer(t, l, 30*time.Second, "consume", name, "1", "1", "19", "256").mustSucceed(t, c.want)
 				if got := v.word(360, 4); got != c.recovered {
 					t.Errorf("stat_recovered = %d, want %d", got, c.recovered)
 				}
@@ -548,7 +513,7 @@ func TestXRingSpecStaleAnnouncement(t *testing.T) {
 	msg := pyMessage(nil, 0, 0, 19, 256)
 	for _, l := range []lang{specLang, "go", "c"} {
 		t.Run(string(l), func(t *testing.T) {
-			specArgv(t, l)
+			peerArgv(t, l)
 			name := testName(t)
 			r, err := Create(name, capacity, &Options{MaxMessage: 256, Producers: 2})
 			if err != nil {
@@ -556,7 +521,7 @@ func TestXRingSpecStaleAnnouncement(t *testing.T) {
 			}
 			defer r.Close()
 			v := newView(t, r)
-			holder := specStart(t, "go", time.Minute, "hold-producer", name) // slot 0, alive
+			holder := startPeer(t, "go", time.Minute, "hold-producer", name) // slot 0, alive
 			holder.waitLine(t, "ready", 30*time.Second)
 			rec := make([]byte, 8, 8+len(msg)+8)
 			binary.LittleEndian.PutUint64(rec, uint64(len(msg)+8)|1<<32)
@@ -570,7 +535,7 @@ func TestXRingSpecStaleAnnouncement(t *testing.T) {
 			v.put(startOff, 8, 0) // slot 0 announces [0, 32): covers H = 0
 			v.put(endOff, 8, 32)
 			v.put(tailOff, 8, uint64(32+len(rec)))
-			cons := specStart(t, l, 20*time.Second, "consume", name, "1", "1", "19", "256")
+			cons := startPeer(t, l, 20*time.Second, "consume", name, "1", "1", "19", "256")
 			time.Sleep(300 * time.Millisecond) // not needed for the result: lets the consumer attach first
 			v.put(endOff, 8, 0)                // withdrawn, without a wake
 			holder.kill()
@@ -588,11 +553,11 @@ func TestXRingSpecCreates(t *testing.T) {
 		multi := g.slots > 1
 		create := func(t *testing.T) string {
 			name := testName(t)
-			specStart(t, specLang, 30*time.Second, "create", name, strconv.Itoa(g.capacity), strconv.Itoa(g.maxMsg), strconv.Itoa(g.slots)).mustSucceed(t, "")
+			startPeer(t, specLang, 30*time.Second, "create", name, strconv.Itoa(g.capacity), strconv.Itoa(g.maxMsg), strconv.Itoa(g.slots)).mustSucceed(t, "")
 			return name
 		}
 		t.Run(kindName(multi)+"-header", func(t *testing.T) {
-			specArgv(t, specLang)
+			peerArgv(t, specLang)
 			r, err := Open(create(t), nil)
 			if err != nil {
 				t.Fatalf("Open of the spec peer's ring: %v", err)
@@ -612,19 +577,19 @@ func TestXRingSpecCreates(t *testing.T) {
 		})
 		for _, pc := range [][2]lang{{"c", "go"}, {"go", "c"}} {
 			t.Run(fmt.Sprintf("%s-%s-%s", pc[0], pc[1], kindName(multi)), func(t *testing.T) {
-				specArgv(t, specLang)
-				specArgv(t, pc[0])
-				specArgv(t, pc[1])
+				peerArgv(t, specLang)
+				peerArgv(t, pc[0])
+				peerArgv(t, pc[1])
 				name := create(t)
 				const per = 50000
 				n := 1
 				if multi {
 					n = 2
 				}
-				cons := specStart(t, pc[1], 5*time.Minute, "consume", name, strconv.Itoa(n), strconv.Itoa(per), "23", "1000", "mixed")
+				cons := startPeer(t, pc[1], 5*time.Minute, "consume", name, strconv.Itoa(n), strconv.Itoa(per), "23", "1000", "mixed")
 				var prods []*peerProc
 				for id := 0; id < n; id++ {
-					prods = append(prods, specStart(t, pc[0], 5*time.Minute, "produce", name, strconv.Itoa(id), strconv.Itoa(per), "23", "1000", "mixed"))
+					prods = append(prods, startPeer(t, pc[0], 5*time.Minute, "produce", name, strconv.Itoa(id), strconv.Itoa(per), "23", "1000", "mixed"))
 				}
 				for _, p := range prods {
 					p.mustSucceed(t, "")
@@ -641,7 +606,7 @@ func TestXRingSpecCreates(t *testing.T) {
 // within its time limit with status 0 or 1, without a signal or a
 // sanitizer report.
 func TestXRingSpecGarbage(t *testing.T) {
-	specArgv(t, specLang)
+	peerArgv(t, specLang)
 	seed := time.Now().UnixNano()
 	rnd := rand.New(rand.NewSource(seed))
 	t.Logf("seed %d", seed)
@@ -707,7 +672,7 @@ func TestXRingSpecGarbage(t *testing.T) {
 				v.put(v.doff+off, 8, uint64(8+rnd.Intn(64))|uint64(1+rnd.Intn(2))<<32) // a plausible record
 			}
 		}
-		p := specStart(t, specLang, 30*time.Second, "check", name)
+		p := startPeer(t, specLang, 30*time.Second, "check", name)
 		began := time.Now()
 		err = p.wait()
 		if d := time.Since(began); d > 3*time.Second {
@@ -730,7 +695,7 @@ func TestXRingSpecGarbage(t *testing.T) {
 // comes) or a closed one; `produce` of 3 messages must end with status 0
 // or 1, without a signal or a sanitizer report.
 func TestXRingSpecGarbageProducer(t *testing.T) {
-	specArgv(t, specLang)
+	peerArgv(t, specLang)
 	seed := time.Now().UnixNano()
 	rnd := rand.New(rand.NewSource(seed))
 	t.Logf("seed %d", seed)
@@ -766,7 +731,7 @@ func TestXRingSpecGarbageProducer(t *testing.T) {
 				}
 			}
 		}
-		p := specStart(t, specLang, 30*time.Second, "produce", name, "0", "3", "29", "32")
+		p := startPeer(t, specLang, 30*time.Second, "produce", name, "0", "3", "29", "32")
 		err = p.wait()
 		var ee *exec.ExitError
 		code := 0

@@ -56,6 +56,8 @@ func peerArgv(t *testing.T, l lang) []string {
 	case "py":
 		python, script := pythonPeer(t)
 		return []string{python, script}
+	case specLang:
+		return []string{specRingPeer(t)}
 	}
 	t.Fatalf("no peer %q", l)
 	return nil
