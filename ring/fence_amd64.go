@@ -18,8 +18,3 @@ import (
 func storeRelease(a *atomic.Uint32, v uint32) {
 	*(*uint32)(unsafe.Pointer(a)) = v
 }
-
-// storeRelease64 is storeRelease for a 64-bit word.
-func storeRelease64(a *atomic.Uint64, v uint64) {
-	*(*uint64)(unsafe.Pointer(a)) = v
-}

@@ -4,6 +4,7 @@ package ring
 
 import (
 	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -57,6 +58,13 @@ var crossProcess = func() bool {
 	_, _, e := unix.Syscall(unix.SYS_MEMBARRIER, membarrierRegisterGlobalExpedited, 0, 0)
 	return e == 0
 }()
+
+// storeRelease64 stores v in *a with a plain store: release order on
+// amd64 (x86-TSO keeps stores in order and a store never passes an earlier
+// load), without the locked XCHG of atomic.Store; see fence_amd64.go.
+func storeRelease64(a *atomic.Uint64, v uint64) {
+	*(*uint64)(unsafe.Pointer(a)) = v
+}
 
 // publish stores a position (the tail, the head) that a sleeper on the
 // other side may be about to re-check, before the waker loads the waiting
