@@ -1021,7 +1021,7 @@ static inline int shm_recv_segment(int sock, shm_seg *seg, size_t max_size, int 
 }
 
 
-/* ---- message ring (README "Memory layout (layout version 2)", SPEC.md §9) */
+/* ---- message ring (SPEC.md §9, layout version 3; README "Memory layout") */
 /*
  * Written from the README's layout table and its 14 steps, not from the Go
  * code; notes/cring.md lists where those texts left a choice open and what
@@ -1148,32 +1148,6 @@ static inline void shm__ring_bind(shm_ring *r, uint64_t cap, uint64_t m, uint32_
 	r->multi = multi;
 }
 
-/* shm_ring_create_in writes an empty ring into seg (mapped writable,
- * zero-filled, at least shm_ring_size bytes); step 1. The ring does not own
- * seg: shm_ring_close leaves it mapped. */
-static inline int shm_ring_create_in(shm_ring *r, shm_seg *seg, uint64_t capacity, uint64_t max_msg, uint32_t producers) {
-	size_t need = shm_ring_size(capacity, producers);
-	if (need == 0 || seg == NULL || seg->addr == NULL || seg->readonly) return -EINVAL;
-	if (seg->size < need) return -EINVAL;
-	if (max_msg == 0) max_msg = capacity - 8;
-	if (max_msg > capacity - 8) return -EINVAL;
-	memset(r, 0, sizeof *r);
-	r->seg = *seg;
-	uint32_t s = producers <= 1 ? 1 : producers;
-	shm__ring_bind(r, capacity, max_msg, s, producers > 1);
-	atomic_store_explicit(shm__r32(r, SHM__O_VERSION), SHM_RING_VERSION, memory_order_relaxed);
-	atomic_store_explicit(shm__r32(r, SHM__O_FLAGS), producers > 1 ? 1u : 0u, memory_order_relaxed);
-	atomic_store_explicit(shm__r64(r, SHM__O_CAP), capacity, memory_order_relaxed);
-	atomic_store_explicit(shm__r64(r, SHM__O_MAXMSG), max_msg, memory_order_relaxed);
-	atomic_store_explicit(shm__r32(r, SHM__O_SLOTS), s, memory_order_relaxed);
-	atomic_store_explicit(shm__r64(r, SHM__O_DOFF), (uint64_t)SHM__RH + (uint64_t)SHM__RSLOT * s, memory_order_relaxed);
-	atomic_store_explicit(shm__r64(r, SHM__O_MAGIC), SHM_RING_MAGIC, memory_order_release);
-	return 0;
-}
-
-/* shm_ring_open_in checks the ring header in seg (step 1): SHM_ENOTRING for
- * a wrong magic or layout version, SHM_ECORRUPT for geometry that is invalid
- * or does not fit the segment. The ring does not own seg. */
 /* Wake fences (SPEC.md RING-25). A sleeper announces itself, then runs
  * membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) before it re-checks: every
  * running thread of every process registered for that command executes a
@@ -1199,15 +1173,17 @@ static inline int shm__xfence(void) {
 #endif
 }
 
-/* The sleeper's barrier (RING-23 step 2): 1 when every registered waker is
+/* The sleeper's barrier (RING-23 step 1): 1 when every registered waker is
  * ordered, 0 when the call failed (then sleep at most 1 ms: a registered
- * waker could go unseen). Nothing to do without membarrier(2): no waker
- * registers there. */
+ * waker could go unseen). ENOSYS (no membarrier) and EINVAL (the kernel has
+ * no GLOBAL_EXPEDITED) mean no process on this kernel can have registered:
+ * nothing to order, no cap. Nothing to do without membarrier(2) at all. */
 static inline int shm__sleeper_barrier(void) {
 #if defined(__linux__)
 	for (;;) {
 		/* MEMBARRIER_CMD_GLOBAL_EXPEDITED */
 		if (syscall(SYS_membarrier, 1 << 1, 0, 0) == 0) return 1;
+		if (errno == ENOSYS || errno == EINVAL) return 1;
 		if (errno != EINTR) return 0;
 	}
 #else
@@ -1227,6 +1203,33 @@ static inline void shm__ring_publish(const shm_ring *r, _Atomic uint64_t *w, uin
 	}
 }
 
+/* shm_ring_create_in writes an empty ring into seg (mapped writable,
+ * zero-filled, at least shm_ring_size bytes); step 1. The ring does not own
+ * seg: shm_ring_close leaves it mapped. */
+static inline int shm_ring_create_in(shm_ring *r, shm_seg *seg, uint64_t capacity, uint64_t max_msg, uint32_t producers) {
+	size_t need = shm_ring_size(capacity, producers);
+	if (need == 0 || seg == NULL || seg->addr == NULL || seg->readonly) return -EINVAL;
+	if (seg->size < need) return -EINVAL;
+	if (max_msg == 0) max_msg = capacity - 8;
+	if (max_msg > capacity - 8) return -EINVAL;
+	memset(r, 0, sizeof *r);
+	r->seg = *seg;
+	r->xfence = shm__xfence();
+	uint32_t s = producers <= 1 ? 1 : producers;
+	shm__ring_bind(r, capacity, max_msg, s, producers > 1);
+	atomic_store_explicit(shm__r32(r, SHM__O_VERSION), SHM_RING_VERSION, memory_order_relaxed);
+	atomic_store_explicit(shm__r32(r, SHM__O_FLAGS), producers > 1 ? 1u : 0u, memory_order_relaxed);
+	atomic_store_explicit(shm__r64(r, SHM__O_CAP), capacity, memory_order_relaxed);
+	atomic_store_explicit(shm__r64(r, SHM__O_MAXMSG), max_msg, memory_order_relaxed);
+	atomic_store_explicit(shm__r32(r, SHM__O_SLOTS), s, memory_order_relaxed);
+	atomic_store_explicit(shm__r64(r, SHM__O_DOFF), (uint64_t)SHM__RH + (uint64_t)SHM__RSLOT * s, memory_order_relaxed);
+	atomic_store_explicit(shm__r64(r, SHM__O_MAGIC), SHM_RING_MAGIC, memory_order_release);
+	return 0;
+}
+
+/* shm_ring_open_in checks the ring header in seg (step 1): SHM_ENOTRING for
+ * a wrong magic or layout version, SHM_ECORRUPT for geometry that is invalid
+ * or does not fit the segment. The ring does not own seg. */
 static inline int shm_ring_open_in(shm_ring *r, shm_seg *seg) {
 	if (seg == NULL || seg->addr == NULL) return -EINVAL;
 	if (seg->size < SHM__RH) return SHM_ENOTRING;
@@ -1855,6 +1858,7 @@ static inline int shm__ring_eof(shm_ring_consumer *c) {
 	shm_ring *r = c->r;
 	if (atomic_load(shm__r32(r, SHM__O_PBEGUN)) != 1) return 0;
 	uint32_t a1 = atomic_load(shm__r32(r, SHM__O_ATTACHES));
+	if (a1 == 0) return 0; /* the first producer may be between producers_ever and its token CAS (RING-32) */
 	for (uint32_t i = 0; i < r->nslots; i++)
 		if (atomic_load(shm__rslot(r, i, SHM__S_TOK)) != 0) return 0;
 	if (atomic_load(shm__r32(r, SHM__O_ATTACHES)) != a1) return 0;

@@ -440,7 +440,7 @@ func (c *Consumer) ready() bool {
 	} else if h.Tail.Load() != c.head {
 		return true
 	}
-	if h.ProducersEver.Load() == 0 {
+	if h.ProducersEver.Load() == 0 || h.Attaches.Load() == 0 {
 		return false
 	}
 	for i := range r.slots {
@@ -486,7 +486,15 @@ func (c *Consumer) whenEmpty() error {
 	// counts itself in Attaches once it holds its slot), and nothing left
 	// below the tail read after that: every producer is gone. A producer
 	// commits before it detaches, so the ring is drained.
+	//
+	// Attaches 0 means no producer has held a slot yet: the first one may
+	// be between its store of ProducersEver and its token CAS (RING-11),
+	// with every slot still 0. That is not the end of a stream that has
+	// not begun.
 	a := h.Attaches.Load()
+	if a == 0 {
+		return nil
+	}
 	for i := range r.slots {
 		if r.slots[i].Token.Load() != 0 {
 			return nil

@@ -428,6 +428,7 @@ func TestXRingSpecPlantedClaims(t *testing.T) {
 	const deadToken = 0x2b_1234_5678 // valid (LIVE-2), held by nobody
 	const (
 		headOff, tailOff, everOff  = 128, 64, 344
+		attachesOff                = 340
 		tokenOff, startOff, endOff = 384, 400, 408
 	)
 	msg := pyMessage(nil, 0, 0, 19, 256)
@@ -481,6 +482,7 @@ func TestXRingSpecPlantedClaims(t *testing.T) {
 				defer r.Close()
 				v := newView(t, r)
 				v.put(everOff, 4, 1)
+				v.put(attachesOff, 4, 1) // the planted producer held its slot (RING-11 step 4)
 				c.plant(v)
 				startPeer(t, l, 30*time.Second, "consume", name, "1", "1", "19", "256").mustSucceed(t, c.want)
 				if got := v.word(360, 4); got != c.recovered {

@@ -525,3 +525,28 @@ func haveGCC() bool {
 	_, err := exec.LookPath("gcc")
 	return err == nil
 }
+
+// TestXRingFirstProducerWindow: a ring whose first producer has stored
+// producers_ever (RING-11 step 1) but not yet taken a slot (step 2) is not
+// at its end (RING-32): every reader, in every language, finds it empty
+// for a second rather than ending the stream before its first message.
+func TestXRingFirstProducerWindow(t *testing.T) {
+	for _, l := range []lang{"go", "c", "py", specLang} {
+		for _, multi := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s-%s", l, kindName(multi)), func(t *testing.T) {
+				peerArgv(t, l)
+				slots := 1
+				if multi {
+					slots = 2
+				}
+				rg, err := Create(testName(t), 1<<16, &Options{MaxMessage: 1024, Producers: slots})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer rg.Close()
+				rg.h.ProducersEver.Store(1)
+				startPeer(t, l, time.Minute, "check", rg.Name()).mustSucceed(t, "empty")
+			})
+		}
+	}
+}

@@ -49,11 +49,20 @@ type waitState struct {
 	yield0  time.Time // when the yielding began
 }
 
+// oneCPU: this process may run on one CPU at a time (GOMAXPROCS follows the
+// CPU set and, since Go 1.25, the cgroup's CPU limit).
+var oneCPU = runtime.GOMAXPROCS(0) == 1
+
 // yielding reports whether the call has yielded for less than yieldTime:
 // a peer that takes tens of microseconds per message (a Python producer
 // filling a megabyte) then finds this end awake, and its commit needs no
 // system call to wake it.
 func (w *waitState) yielding() bool {
+	if oneCPU {
+		// runtime.Gosched yields to goroutines, not to the peer process
+		// that may need this CPU: do not hold it.
+		return false
+	}
 	now := time.Now()
 	if w.yield0.IsZero() {
 		w.yield0 = now

@@ -270,7 +270,7 @@ func wakePeer(t *testing.T) string {
 func TestWakeNotLost(t *testing.T) {
 	childtest.SkipIfEmulated(t, "rounds are timed")
 	for _, sleeper := range []string{"consumer", "producer"} {
-		for _, langs := range [][2]string{{"go", "go"}, {"go", "c"}, {"c", "go"}} {
+		for _, langs := range [][2]string{{"go", "go"}, {"go", "c"}, {"c", "go"}, {"c", "c"}} {
 			a, b := langs[0], langs[1]
 			t.Run(fmt.Sprintf("%s-sleeps/%s-wakes-%s", sleeper, a, b), func(t *testing.T) {
 				roleA, roleB := "pinger", "echoer"

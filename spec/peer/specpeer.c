@@ -773,6 +773,8 @@ static int at_eof(struct cons *c)
 	if (atomic_load(h32(r, H_PRODUCERS_EVER)) == 0)
 		return 0;
 	uint32_t a = atomic_load(h32(r, H_ATTACHES));
+	if (a == 0) /* RING-32: no producer has held a slot yet */
+		return 0;
 	for (uint32_t i = 0; i < r->S; i++)
 		if (ld(slot64(r, i, S_TOKEN)) != 0)
 			return 0;
