@@ -1106,6 +1106,7 @@ typedef struct shm_ring_consumer {
 	uint32_t takeovers;   /* takeovers counted as deaths so far (RING-30) */
 	uint32_t deaths;      /* deaths found and not yet reported */
 	uint64_t death_at;    /* reported once H reaches this T (the latest death's) */
+	int saw_death;        /* a producer died since attach: the stream had begun (RING-32) */
 } shm_ring_consumer;
 
 static inline int shm_ring_producer_close(shm_ring_producer *p);
@@ -1817,6 +1818,7 @@ static inline int shm__ring_recover(shm_ring_consumer *c) {
  * position for all pending deaths, the latest: each is still reported after
  * its own T. */
 static inline void shm__ring_death(shm_ring_consumer *c) {
+	c->saw_death = 1;
 	uint64_t t = atomic_load(shm__r64(c->r, SHM__O_TAIL));
 	if (c->deaths == 0 || t > c->death_at) c->death_at = t;
 	c->deaths++;
@@ -1858,7 +1860,9 @@ static inline int shm__ring_eof(shm_ring_consumer *c) {
 	shm_ring *r = c->r;
 	if (atomic_load(shm__r32(r, SHM__O_PBEGUN)) != 1) return 0;
 	uint32_t a1 = atomic_load(shm__r32(r, SHM__O_ATTACHES));
-	if (a1 == 0) return 0; /* the first producer may be between producers_ever and its token CAS (RING-32) */
+	/* the first producer may be between producers_ever and its token CAS,
+	 * unless one died after taking its slot and before counting itself (RING-32) */
+	if (a1 == 0 && !c->saw_death) return 0;
 	for (uint32_t i = 0; i < r->nslots; i++)
 		if (atomic_load(shm__rslot(r, i, SHM__S_TOK)) != 0) return 0;
 	if (atomic_load(shm__r32(r, SHM__O_ATTACHES)) != a1) return 0;

@@ -17,6 +17,7 @@ type Consumer struct {
 	pending       uint64   // aligned size of the message Read returned, 0 if none
 	takeoversSeen uint32   // h.Takeovers as last counted into deaths
 	deaths        []uint64 // dead producers not yet reported: the tail when each was found
+	sawDeath      bool     // a producer died since attach: the stream had begun (RING-32)
 	deadPending   bool     // a dead producer's slot waits for its claim to be passed
 	lastCheck     time.Time
 	// Statistics (stats.go): messages and payload bytes released, counted
@@ -440,7 +441,7 @@ func (c *Consumer) ready() bool {
 	} else if h.Tail.Load() != c.head {
 		return true
 	}
-	if h.ProducersEver.Load() == 0 || h.Attaches.Load() == 0 {
+	if h.ProducersEver.Load() == 0 || (h.Attaches.Load() == 0 && !c.sawDeath) {
 		return false
 	}
 	for i := range r.slots {
@@ -471,6 +472,7 @@ func (c *Consumer) whenEmpty() error {
 	}
 	for t := h.Takeovers.Load(); t != c.takeoversSeen && len(c.deaths) < maxProducers; c.takeoversSeen++ {
 		c.deaths = append(c.deaths, h.Tail.Load())
+		c.sawDeath = true
 	}
 	// A death is reported once the consumer has passed the tail as it was
 	// when the death was found: after every message the dead producer
@@ -487,12 +489,13 @@ func (c *Consumer) whenEmpty() error {
 	// below the tail read after that: every producer is gone. A producer
 	// commits before it detaches, so the ring is drained.
 	//
-	// Attaches 0 means no producer has held a slot yet: the first one may
-	// be between its store of ProducersEver and its token CAS (RING-11),
-	// with every slot still 0. That is not the end of a stream that has
-	// not begun.
+	// Attaches 0 means no producer has finished attaching: the first one
+	// may be between its store of ProducersEver and its token CAS
+	// (RING-11), with every slot still 0. That is not the end of a stream
+	// that has not begun, unless a producer died after taking its slot
+	// and before counting itself (this consumer reaped it).
 	a := h.Attaches.Load()
-	if a == 0 {
+	if a == 0 && !c.sawDeath {
 		return nil
 	}
 	for i := range r.slots {
@@ -559,6 +562,7 @@ func (c *Consumer) checkProducers() error {
 		if s.Token.CompareAndSwap(tok, 0) {
 			r.h.StatReaped.Add(1)
 			c.deaths = append(c.deaths, tail)
+			c.sawDeath = true
 			c.watchPeer(i, 0)
 		}
 	}

@@ -456,6 +456,7 @@ struct cons {
 	struct death deaths[64];
 	int ndeaths;
 	int reaped;          /* RING-27 ran at least once */
+	int saw_death;       /* a producer died since attach (RING-32) */
 	uint64_t last_reap;
 	int pending;         /* recovery pending (RING-27) */
 	int attach_pending;  /* attach's RING-28 waited on a live covering slot */
@@ -600,6 +601,7 @@ static int cons_poll(struct cons *c, uint8_t *buf, size_t cap, size_t *n)
 
 static void add_death(struct cons *c, uint64_t at, uint64_t n)
 {
+	c->saw_death = 1;
 	if (c->ndeaths > 0 && c->deaths[c->ndeaths - 1].at == at) {
 		c->deaths[c->ndeaths - 1].n += n;
 		return;
@@ -773,7 +775,7 @@ static int at_eof(struct cons *c)
 	if (atomic_load(h32(r, H_PRODUCERS_EVER)) == 0)
 		return 0;
 	uint32_t a = atomic_load(h32(r, H_ATTACHES));
-	if (a == 0) /* RING-32: no producer has held a slot yet */
+	if (a == 0 && !c->saw_death) /* RING-32: no producer has counted itself, none died */
 		return 0;
 	for (uint32_t i = 0; i < r->S; i++)
 		if (ld(slot64(r, i, S_TOKEN)) != 0)
