@@ -2,6 +2,11 @@
 
 package ring
 
+// This file uses unsafe for one plain store into a 64-bit atomic word
+// (storeRelease64), the publishing store of SPEC.md RING-25's asymmetric
+// form, which the sync/atomic package does not offer. It lives here, not in
+// fence_amd64.go, because only registered wakers on Linux use it.
+
 import (
 	"sync/atomic"
 	"unsafe"
