@@ -233,6 +233,17 @@ func TestXRingSpecKilledMidStream(t *testing.T) {
 				defer r.Close()
 				cons := startPeer(t, specLang, time.Minute, "consume", name, "1", "100000000", "3", "256")
 				prod := startPeer(t, pl, time.Minute, "produce", name, "0", "100000000", "3", "256")
+				// Killed once it holds its slot (under emulation a Go peer
+				// can take longer than the pause below to start): one killed
+				// before it began to attach leaves a ring with no stream.
+				for end := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+					if st, err := r.Stats(); err == nil && st.Producers > 0 {
+						break
+					}
+					if time.Now().After(end) {
+						t.Fatalf("%s did not attach", prod.desc)
+					}
+				}
 				time.Sleep(time.Duration(50+rand.Intn(100)) * time.Millisecond)
 				prod.kill()
 				if err := cons.wait(); err != nil || sanitizerReport(cons.err.String()) {
