@@ -236,14 +236,7 @@ func TestXRingSpecKilledMidStream(t *testing.T) {
 				// Killed once it holds its slot (under emulation a Go peer
 				// can take longer than the pause below to start): one killed
 				// before it began to attach leaves a ring with no stream.
-				for end := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
-					if st, err := r.Stats(); err == nil && st.Producers > 0 {
-						break
-					}
-					if time.Now().After(end) {
-						t.Fatalf("%s did not attach", prod.desc)
-					}
-				}
+				waitStats(t, r, prod.desc+" did not attach", func(s Stats) bool { return s.Producers > 0 })
 				time.Sleep(time.Duration(50+rand.Intn(100)) * time.Millisecond)
 				prod.kill()
 				if err := cons.wait(); err != nil || sanitizerReport(cons.err.String()) {

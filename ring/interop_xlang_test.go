@@ -297,14 +297,7 @@ func TestXRingProducerTakeover(t *testing.T) {
 					cons := startPeer(t, cl, time.Minute, "consume", name, "2", strconv.Itoa(m), "13", "1024", "mixed")
 					// Attached before the takeover: one attaching after it
 					// takes it into its baseline (RING-9 step 3).
-					for end := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
-						if st, err := rg.Stats(); err == nil && st.Consumer {
-							break
-						}
-						if time.Now().After(end) {
-							t.Fatalf("%s did not attach", cons.desc)
-						}
-					}
+					waitStats(t, rg, cons.desc+" did not attach", func(s Stats) bool { return s.Consumer })
 					dead := startPeer(t, dl, time.Minute, "produce", name, "0", strconv.Itoa(m), "13", "1024", "mixed", "pause-after", strconv.Itoa(k))
 					dead.waitLine(t, "paused "+strconv.Itoa(k), 30*time.Second)
 					dead.kill()

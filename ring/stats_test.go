@@ -26,6 +26,17 @@ func payloadSum(id uint64, count, max int) uint64 {
 	return n
 }
 
+// waitStats waits up to 30 s until r's statistics satisfy ok, and fails
+// naming what it waited for.
+func waitStats(t *testing.T, r *Ring, what string, ok func(Stats) bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !ok(mustStats(t, r)); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %+v", what, mustStats(t, r))
+		}
+	}
+}
+
 func mustStats(t *testing.T, r *Ring) Stats {
 	t.Helper()
 	s, err := r.Stats()
@@ -123,11 +134,7 @@ func TestStatsMultiProducer(t *testing.T) {
 	// Read only once all three hold a slot: they fill the 4 KiB ring at
 	// once and wait, so none can finish and close before the others
 	// attached, which the consumer would take for the end (io.EOF).
-	for deadline := time.Now().Add(30 * time.Second); mustStats(t, r).Producers < procs; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("producers did not attach: %+v", mustStats(t, r))
-		}
-	}
+	waitStats(t, r, "producers did not attach", func(s Stats) bool { return s.Producers >= procs })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	buf := make([]byte, max)
